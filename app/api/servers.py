@@ -1,0 +1,68 @@
+"""Servers and their partitions."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.auth import secured
+from app.extensions import db
+from app.http import ok
+from app.models import Server
+from app.schemas.common import PageArgsSchema, envelope, list_of
+from app.schemas.inventory import PartitionListSchema, ServerCreateSchema, ServerSchema
+from app.services import inventory, lookup
+from app.services.pagination import paginate
+
+blp = Blueprint("servers", __name__, url_prefix="/api/v1/servers", description="Protected servers")
+ServerEnvelope = envelope(ServerSchema, "ServerEnvelope")
+
+
+@blp.route("")
+class Servers(MethodView):
+    @secured(blp, "admin")
+    @blp.arguments(ServerCreateSchema)
+    @blp.response(201, ServerEnvelope)
+    def post(self, data):
+        """Register a server of a center, with its partitions"""
+        return ok(inventory.server_view(inventory.create_server(data)), "created", 201)
+
+    @secured(blp, "viewer")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, envelope(list_of(ServerSchema, "ServerList"), "ServerListEnvelope"))
+    def get(self, args):
+        """List servers"""
+        query = db.select(Server).order_by(Server.id)
+        items, pagination = paginate(query, args["page"], args["limit"])
+        return ok({"items": [inventory.server_view(s) for s in items], "pagination": pagination})
+
+
+@blp.route("/<ref>")
+class ServerByRef(MethodView):
+    @secured(blp, "viewer")
+    @blp.response(200, ServerEnvelope)
+    def get(self, ref):
+        """One server, by id or name"""
+        return ok(inventory.server_view(lookup.find_server(ref)))
+
+    @secured(blp, "admin")
+    @blp.response(200, ServerEnvelope)
+    def delete(self, ref):
+        """Delete a server that has no backup jobs"""
+        server = lookup.find_server(ref)
+        view = inventory.server_view(server)
+        inventory.delete_server(server)
+        return ok(view, "deleted")
+
+
+@blp.route("/<ref>/partitions")
+class ServerPartitions(MethodView):
+    @secured(blp, "viewer")
+    @blp.response(200, envelope(PartitionListSchema, "PartitionListEnvelope"))
+    def get(self, ref):
+        """The partitions of a server"""
+        server = lookup.find_server(ref)
+        return ok(
+            {
+                "server": {"id": server.id, "name": server.name},
+                "partitions": [inventory.partition_view(p) for p in server.partitions],
+            }
+        )

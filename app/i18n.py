@@ -1,0 +1,214 @@
+"""Messages in Korean (the default, the seed's wording) and English (`Accept-Language: en`)."""
+
+import re
+
+from flask import has_request_context, request
+
+LANGUAGES = ("ko", "en")
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # success messages
+    "ok": ("요청이 성공적으로 처리되었습니다", "The request was processed successfully."),
+    "backups_registered": (
+        "백업 작업이 성공적으로 등록되었습니다",
+        "Backup jobs were registered successfully.",
+    ),
+    "backups_partially_registered": (
+        "일부 백업 작업만 등록되었습니다",
+        "Some backup jobs were registered; others failed.",
+    ),
+    "backups_none_registered": (
+        "백업 작업을 하나도 등록하지 못했습니다",
+        "No backup job could be registered.",
+    ),
+    "backup_updated": ("백업 작업이 수정되었습니다", "The backup job was updated."),
+    "backup_deleted": ("백업 작업이 삭제되었습니다", "The backup job was deleted."),
+    "created": ("생성되었습니다", "Created."),
+    "deleted": ("삭제되었습니다", "Deleted."),
+    "token_issued": ("토큰이 발급되었습니다", "A token was issued."),
+    "token_revoked": ("토큰이 폐기되었습니다", "The token was revoked."),
+    "healthy": ("모든 구성 요소가 정상입니다", "All components are reachable."),
+    # errors by HTTP status
+    "bad_request": ("잘못된 요청입니다", "The request is not valid."),
+    "malformed_json": ("요청 본문이 올바른 JSON이 아닙니다", "The request body is not valid JSON."),
+    "unsupported_media_type": (
+        "요청 본문은 application/json 형식이어야 합니다",
+        "The request body must be sent as application/json.",
+    ),
+    "payload_too_large": (
+        "요청 본문이 허용된 크기({limit} 바이트)를 넘었습니다",
+        "The request body is larger than the allowed {limit} bytes.",
+    ),
+    "validation_failed": ("입력값 검증에 실패했습니다", "The request has invalid fields."),
+    "not_found": ("요청한 경로를 찾을 수 없습니다", "The requested URL was not found."),
+    "method_not_allowed": ("허용되지 않는 메서드입니다", "The method is not allowed for this URL."),
+    "unauthorized": ("인증 토큰이 없거나 유효하지 않습니다", "A valid bearer token is required."),
+    "token_expired": ("인증 토큰이 만료되었습니다", "The bearer token has expired."),
+    "bad_credentials": (
+        "이메일 또는 비밀번호가 올바르지 않습니다",
+        "The e-mail or password is not correct.",
+    ),
+    "forbidden": (
+        "이 작업을 수행할 권한이 없습니다 (필요한 역할: {role})",
+        "Your role may not do this (needs {role}).",
+    ),
+    "conflict": ("요청이 현재 상태와 충돌합니다", "The request conflicts with the current state."),
+    "service_unavailable": (
+        "{component}에 연결할 수 없습니다. 잠시 후 다시 시도하세요",
+        "The {component} is unavailable; try again later.",
+    ),
+    "unhealthy": ("일부 구성 요소에 연결할 수 없습니다", "Some components are unreachable."),
+    "internal_error": ("서버 내부 오류가 발생했습니다", "An internal error occurred."),
+    # lookups
+    "center_not_found": ("센터 '{ref}'을(를) 찾을 수 없습니다", "Center '{ref}' was not found."),
+    "server_not_found": ("서버 '{ref}'을(를) 찾을 수 없습니다", "Server '{ref}' was not found."),
+    "server_not_in_center": (
+        "서버 '{ref}'을(를) 센터 '{center}'에서 찾을 수 없습니다",
+        "Server '{ref}' was not found in center '{center}'.",
+    ),
+    "repository_not_found": (
+        "리포지토리 '{ref}'을(를) 찾을 수 없습니다",
+        "Repository '{ref}' was not found.",
+    ),
+    "user_not_found": ("사용자 '{ref}'을(를) 찾을 수 없습니다", "User '{ref}' was not found."),
+    "job_not_found": (
+        "백업 작업 '{ref}'을(를) 찾을 수 없습니다",
+        "Backup job '{ref}' was not found.",
+    ),
+    "job_name_ambiguous": (
+        "작업명 '{ref}'에 해당하는 작업이 {count}개 있습니다. ID로 지정하세요",
+        "{count} jobs are named '{ref}'; address the job by its id.",
+    ),
+    "center_exists": ("센터 '{name}'이(가) 이미 있습니다", "Center '{name}' already exists."),
+    "server_exists": ("서버 '{name}'이(가) 이미 있습니다", "Server '{name}' already exists."),
+    "repository_exists": (
+        "이 센터에 경로 '{path}'의 리포지토리가 이미 있습니다",
+        "A repository with path '{path}' already exists in this center.",
+    ),
+    "user_exists": ("사용자 '{email}'이(가) 이미 있습니다", "User '{email}' already exists."),
+    "server_has_jobs": (
+        "서버 '{name}'에 백업 작업 {count}개가 있어 삭제할 수 없습니다",
+        "Server '{name}' still has {count} backup jobs; delete them first.",
+    ),
+    "repository_has_jobs": (
+        "리포지토리 {ref}을(를) 사용하는 백업 작업 {count}개가 있어 삭제할 수 없습니다",
+        "Repository {ref} is used by {count} backup jobs; delete them first.",
+    ),
+    # field rules
+    "repository_type_mismatch": (
+        "리포지토리 {ref}의 타입은 '{stored}'입니다",
+        "Repository {ref} has type '{stored}'.",
+    ),
+    "repository_path_mismatch": (
+        "리포지토리 {ref}의 경로는 '{stored}'입니다",
+        "Repository {ref} has path '{stored}'.",
+    ),
+    "repository_other_center": (
+        "리포지토리 {ref}은(는) 센터 '{center}'에 속해 있습니다",
+        "Repository {ref} belongs to center '{center}'.",
+    ),
+    "path_not_absolute": ("절대 경로여야 합니다", "Must be an absolute path."),
+    "path_has_dotdot": ("'..'을 포함할 수 없습니다", "Must not contain '..'."),
+    "path_outside_roots": (
+        "허용된 경로({roots}) 아래에 있어야 합니다",
+        "Must lie under one of the allowed roots ({roots}).",
+    ),
+    "partition_list_empty": (
+        "excludePartition을 적용한 뒤 남은 파티션이 없습니다",
+        "No partition is left after excludePartition.",
+    ),
+    "cron_field_count": (
+        "cron 표현식은 다섯 개의 필드(분 시 일 월 요일)여야 합니다",
+        "A cron expression has five fields (minute hour day month weekday).",
+    ),
+    "cron_invalid": (
+        "올바른 cron 표현식이 아닙니다: {reason}",
+        "Not a valid cron expression: {reason}.",
+    ),
+    "cron_shape": (
+        "'{type}' 스케줄에 맞지 않는 표현식입니다: {rule}",
+        "The expression does not fit a '{type}' schedule: {rule}.",
+    ),
+    "once_invalid": (
+        "ISO 8601 날짜-시간이어야 합니다 (예: 2030-01-31T02:00:00)",
+        "Must be an ISO 8601 date-time (e.g. 2030-01-31T02:00:00).",
+    ),
+    "once_in_past": ("미래의 시각이어야 합니다", "Must be in the future."),
+    "timezone_invalid": ("알 수 없는 시간대입니다: '{tz}'", "Unknown time zone: '{tz}'."),
+    "email_list_invalid": (
+        "올바른 이메일 주소가 아닙니다: '{value}'",
+        "Not a valid e-mail address: '{value}'.",
+    ),
+    "name_invalid": (
+        "이름은 앞뒤 공백이나 제어 문자를 포함할 수 없습니다",
+        "Names may not have leading or trailing spaces or control characters.",
+    ),
+    "no_fields": (
+        "수정할 필드가 하나 이상 필요합니다",
+        "At least one field to change is required.",
+    ),
+    # per-partition outcomes of POST /backups
+    "partition_not_on_server": (
+        "파티션 '{partition}'이(가) 서버 '{server}'에 없습니다",
+        "Partition '{partition}' is not on server '{server}'.",
+    ),
+    "job_exists": (
+        "서버 '{server}'의 파티션 '{partition}'에 작업명 '{name}'의 작업이 이미 있습니다",
+        "A job named '{name}' already exists for partition '{partition}' of server '{server}'.",
+    ),
+    "exclude_dir_on_block": (
+        "excludeDir는 디렉터리 파티션에만 쓸 수 있습니다 ('{partition}'은(는) 블록 파티션입니다)",
+        "excludeDir applies to directory partitions only; '{partition}' is a block partition.",
+    ),
+}
+
+# Marshmallow's own messages, as Korean, for `detail.validationErrors`.
+_MARSHMALLOW_KO: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"^Missing data for required field\.$"), "필수 필드입니다"),
+    (re.compile(r"^Unknown field\.$"), "알 수 없는 필드입니다"),
+    (re.compile(r"^Field may not be null\.$"), "null일 수 없습니다"),
+    (re.compile(r"^Not a valid string\.$"), "문자열이어야 합니다"),
+    (re.compile(r"^Not a valid integer\.$"), "정수여야 합니다"),
+    (re.compile(r"^Not a valid list\.$"), "배열이어야 합니다"),
+    (re.compile(r"^Invalid input type\.$"), "잘못된 입력 타입입니다"),
+    (re.compile(r"^Invalid type\.$"), "잘못된 입력 타입입니다"),
+    (re.compile(r"^Not a valid email address\.$"), "올바른 이메일 주소가 아닙니다"),
+    (re.compile(r"^Must be one of: (.*)\.$"), r"다음 중 하나여야 합니다: \1"),
+    (
+        re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$"),
+        r"\1 이상 \2 이하여야 합니다",
+    ),
+    (re.compile(r"^Must be greater than or equal to (\S+)\.$"), r"\1 이상이어야 합니다"),
+    (re.compile(r"^Shorter than minimum length (\d+)\.$"), r"길이는 \1 이상이어야 합니다"),
+    (re.compile(r"^Longer than maximum length (\d+)\.$"), r"길이는 \1 이하여야 합니다"),
+    (
+        re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
+        r"길이는 \1에서 \2 사이여야 합니다",
+    ),
+]
+
+
+def current_language() -> str:
+    if not has_request_context():
+        return "ko"
+    lang = request.environ.get("zdm.lang")
+    if lang is None:
+        lang = request.accept_languages.best_match(LANGUAGES, default="ko")
+        request.environ["zdm.lang"] = lang
+    return lang
+
+
+def t(key: str, **params) -> str:
+    """The message `key` in the request's language."""
+    ko, en = MESSAGES[key]
+    template = en if current_language() == "en" else ko
+    return template.format(**params)
+
+
+def translate_validation_message(message: str) -> str:
+    if current_language() == "en":
+        return message
+    for pattern, korean in _MARSHMALLOW_KO:
+        if pattern.match(message):
+            return pattern.sub(korean, message)
+    return message

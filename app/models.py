@@ -1,0 +1,144 @@
+"""Database models: users and tokens, the inventory (centers, servers, partitions,
+repositories) and backup jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.timeutil import utcnow
+
+ROLES = ("admin", "operator", "viewer")
+PARTITION_KINDS = ("block", "directory")
+JOB_MODES = ("full", "incremental")
+COMPRESSIONS = ("gzip", "lz4")
+ENCRYPTIONS = ("aes256", "none")
+SCHEDULE_TYPES = ("hourly", "daily", "weekly", "monthly", "custom", "once")
+JOB_STATUSES = ("waiting", "scheduled", "running", "completed")
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete")
+
+
+class ApiToken(db.Model):
+    """A bearer token. Only the SHA-256 of the token is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Center(db.Model):
+    __tablename__ = "centers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    servers: Mapped[list[Server]] = relationship(back_populates="center")
+
+
+class Server(db.Model):
+    """A protected machine. Names are unique across centers: a server's agent listens on
+    the queue `zdm.server.<name>`."""
+
+    __tablename__ = "servers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    online: Mapped[bool] = mapped_column(default=False)
+    last_seen: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    center: Mapped[Center] = relationship(back_populates="servers")
+    partitions: Mapped[list[Partition]] = relationship(
+        back_populates="server", cascade="all, delete-orphan", order_by="Partition.position"
+    )
+
+
+class Partition(db.Model):
+    __tablename__ = "partitions"
+    __table_args__ = (UniqueConstraint("server_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    mountpoint: Mapped[str | None] = mapped_column(String(1024))
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(default=0)
+
+    server: Mapped[Server] = relationship(back_populates="partitions")
+
+
+class Repository(db.Model):
+    __tablename__ = "repositories"
+    __table_args__ = (UniqueConstraint("center_id", "path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    center: Mapped[Center] = relationship()
+
+
+class BackupJob(db.Model):
+    """One partition of one server, backed up on a schedule into a repository."""
+
+    __tablename__ = "backup_jobs"
+    __table_args__ = (UniqueConstraint("server_id", "partition_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"), index=True)
+    partition_id: Mapped[int] = mapped_column(ForeignKey("partitions.id"))
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    mode: Mapped[str] = mapped_column(String(16))
+    compression: Mapped[str | None] = mapped_column(String(16))
+    encryption: Mapped[str] = mapped_column(String(16), default="none")
+    rotation: Mapped[int] = mapped_column(default=7)
+    network_limit: Mapped[int] = mapped_column(default=0)
+    exclude_dirs: Mapped[list] = mapped_column(JSON, default=list)
+    mail_event: Mapped[str | None] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(Text)
+
+    schedule_type: Mapped[str] = mapped_column(String(16))
+    schedule_expr: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    auto_start: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    server: Mapped[Server] = relationship()
+    partition: Mapped[Partition] = relationship()
+    repository: Mapped[Repository] = relationship()
+    user: Mapped[User] = relationship()

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: the same classes validate requests and document the API."""

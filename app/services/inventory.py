@@ -1,0 +1,111 @@
+"""Centers, servers, partitions and repositories: creation and how they are shown."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.http import ApiError
+from app.models import BackupJob, Center, Partition, Repository, Server
+from app.services import lookup
+from app.timeutil import iso_utc
+
+
+def center_view(center: Center) -> dict:
+    return {"id": center.id, "name": center.name, "description": center.description}
+
+
+def partition_view(partition: Partition) -> dict:
+    return {
+        "name": partition.name,
+        "mountpoint": partition.mountpoint,
+        "kind": partition.kind,
+        "size": partition.size,
+    }
+
+
+def server_view(server: Server) -> dict:
+    return {
+        "id": server.id,
+        "name": server.name,
+        "center": {"id": server.center.id, "name": server.center.name},
+        "description": server.description,
+        "online": server.online,
+        "lastSeen": iso_utc(server.last_seen),
+        "partitions": [partition_view(p) for p in server.partitions],
+    }
+
+
+def repository_view(repository: Repository) -> dict:
+    return {
+        "id": repository.id,
+        "center": {"id": repository.center.id, "name": repository.center.name},
+        "type": repository.type,
+        "path": repository.path,
+    }
+
+
+def _commit_unique(conflict: ApiError) -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise conflict from None
+
+
+def create_center(data: dict) -> Center:
+    center = Center(name=data["name"], description=data.get("description"))
+    db.session.add(center)
+    _commit_unique(ApiError(409, "center_exists", name=data["name"]))
+    return center
+
+
+def create_server(data: dict) -> Server:
+    center = lookup.find_center(data["center"])
+    server = Server(name=data["name"], center=center, description=data.get("description"))
+    seen = set()
+    for position, p in enumerate(data["partitions"]):
+        if p["name"] in seen:
+            continue
+        seen.add(p["name"])
+        server.partitions.append(
+            Partition(
+                name=p["name"],
+                mountpoint=p.get("mountpoint"),
+                kind=p["kind"],
+                size=p.get("size"),
+                position=position,
+            )
+        )
+    db.session.add(server)
+    _commit_unique(ApiError(409, "server_exists", name=data["name"]))
+    return server
+
+
+def delete_server(server: Server) -> None:
+    jobs = _job_count(BackupJob.server_id == server.id)
+    if jobs:
+        raise ApiError(409, "server_has_jobs", name=server.name, count=jobs)
+    db.session.delete(server)
+    db.session.commit()
+
+
+def create_repository(data: dict) -> Repository:
+    center = lookup.find_center(data["center"])
+    repository = Repository(center=center, type=data["type"], path=data["path"])
+    db.session.add(repository)
+    _commit_unique(ApiError(409, "repository_exists", path=data["path"]))
+    return repository
+
+
+def delete_repository(repository: Repository) -> None:
+    jobs = _job_count(BackupJob.repository_id == repository.id)
+    if jobs:
+        raise ApiError(409, "repository_has_jobs", ref=repository.id, count=jobs)
+    db.session.delete(repository)
+    db.session.commit()
+
+
+def _job_count(condition) -> int:
+    return db.session.scalar(db.select(func.count()).select_from(BackupJob).where(condition))

@@ -1,0 +1,72 @@
+"""Finding things by id or by name, with a 404 that names what is missing."""
+
+from sqlalchemy import func
+
+from app.extensions import db
+from app.http import ApiError
+from app.models import BackupJob, Center, Repository, Server, User
+
+
+def _as_id(ref) -> int | None:
+    text = str(ref).strip()
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def _by_id_or_name(model, ref, name_column):
+    ident = _as_id(ref)
+    if ident is not None:
+        found = db.session.get(model, ident)
+        if found is not None:
+            return found
+    return db.session.scalar(db.select(model).where(name_column == str(ref)))
+
+
+def find_center(ref) -> Center:
+    center = _by_id_or_name(Center, ref, Center.name)
+    if center is None:
+        raise ApiError(404, "center_not_found", ref=ref)
+    return center
+
+
+def find_server(ref, center: Center | None = None) -> Server:
+    server = _by_id_or_name(Server, ref, Server.name)
+    if server is None:
+        raise ApiError(404, "server_not_found", ref=ref)
+    if center is not None and server.center_id != center.id:
+        raise ApiError(404, "server_not_in_center", ref=ref, center=center.name)
+    return server
+
+
+def find_repository(ref) -> Repository:
+    ident = _as_id(ref)
+    repository = db.session.get(Repository, ident) if ident is not None else None
+    if repository is None:
+        raise ApiError(404, "repository_not_found", ref=ref)
+    return repository
+
+
+def find_user(ref) -> User:
+    user = _by_id_or_name(User, ref, User.email)
+    if user is None:
+        user = db.session.scalar(db.select(User).where(func.lower(User.email) == str(ref).lower()))
+    if user is None:
+        raise ApiError(404, "user_not_found", ref=ref)
+    return user
+
+
+def find_job(ref) -> BackupJob:
+    """A job by id, or by name when exactly one job has that name."""
+    ident = _as_id(ref)
+    if ident is not None:
+        job = db.session.get(BackupJob, ident)
+        if job is not None:
+            return job
+    jobs = db.session.scalars(db.select(BackupJob).where(BackupJob.name == str(ref)).limit(2)).all()
+    if not jobs:
+        raise ApiError(404, "job_not_found", ref=ref)
+    if len(jobs) > 1:
+        count = db.session.scalar(
+            db.select(func.count()).select_from(BackupJob).where(BackupJob.name == str(ref))
+        )
+        raise ApiError(409, "job_name_ambiguous", ref=ref, count=count)
+    return jobs[0]

@@ -1,0 +1,169 @@
+"""Registering backup jobs (POST /api/v1/backups): the rules of the seed in one place.
+
+Each partition of the request becomes one job, or one failed result; registration is
+atomic per partition (a savepoint each) and the whole request is safe to retry: a retry
+finds the jobs already made and reports them as duplicates, never makes them twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.http import ApiError, FieldErrors
+from app.i18n import t
+from app.models import BackupJob, Partition, Repository, Server
+from app.services import lookup
+from app.services.schedule import Schedule, describe, next_fire_time
+from app.timeutil import iso_utc, utcnow
+
+ALL_PARTITIONS = "all"
+
+
+@dataclass
+class Registration:
+    results: list[dict]
+
+    @property
+    def summary(self) -> dict:
+        ok = sum(1 for r in self.results if r["state"] == "success")
+        return {"total": len(self.results), "successful": ok, "failed": len(self.results) - ok}
+
+    @property
+    def status(self) -> int:
+        summary = self.summary
+        if summary["failed"] == 0:
+            return 201
+        return 207 if summary["successful"] else 409
+
+
+def register_backup_jobs(request: dict) -> Registration:
+    center = lookup.find_center(request["center"])
+    server = lookup.find_server(request["server"], center)
+    repository = lookup.find_repository(request["repository"]["id"])
+    user = lookup.find_user(request["user"])
+    _check_repository(repository, request["repository"], center.id)
+
+    names = partitions_to_back_up(server, request["partition"], request["excludePartition"])
+    if not names:
+        raise FieldErrors({"partition": [t("partition_list_empty")]})
+
+    results = [_register_one(request, server, repository, user, name) for name in names]
+    db.session.commit()
+    return Registration(results)
+
+
+def _check_repository(repository: Repository, given: dict, center_id: int) -> None:
+    errors = {}
+    if given["type"] != repository.type:
+        errors["repository.type"] = [
+            t("repository_type_mismatch", ref=repository.id, stored=repository.type)
+        ]
+    if given["path"].rstrip("/") != repository.path.rstrip("/"):
+        errors["repository.path"] = [
+            t("repository_path_mismatch", ref=repository.id, stored=repository.path)
+        ]
+    if repository.center_id != center_id:
+        errors["repository.id"] = [
+            t("repository_other_center", ref=repository.id, center=repository.center.name)
+        ]
+    if errors:
+        raise FieldErrors(errors)
+
+
+def partitions_to_back_up(server: Server, requested: list[str], excluded: list[str]) -> list[str]:
+    """The requested names in order, `all` expanded, exclusions removed, duplicates merged."""
+    names: list[str] = []
+    for name in requested:
+        expanded = [p.name for p in server.partitions] if name == ALL_PARTITIONS else [name]
+        names.extend(n for n in expanded if n not in names)
+    return [n for n in names if n not in set(excluded)]
+
+
+def _register_one(request, server: Server, repository, user, name: str) -> dict:
+    schedule: Schedule = request["schedule"]
+    result = {
+        "state": "fail",
+        "jobName": request["jobName"],
+        "partition": name,
+        "jobMode": request["type"],
+        "autoStart": request["autoStart"],
+        "schedule": {"basic": schedule.expression, "advanced": describe(schedule)},
+        "errorMessage": None,
+        "id": None,
+        "nextRunAt": None,
+    }
+    partition = next((p for p in server.partitions if p.name == name), None)
+    problem = _partition_problem(request, server, partition, name)
+    if problem:
+        result["errorMessage"] = problem
+        return result
+    try:
+        with db.session.begin_nested():
+            job = _new_job(request, server, partition, repository, user)
+            db.session.add(job)
+    except IntegrityError:
+        # A concurrent identical request won the race for this partition.
+        result["errorMessage"] = _duplicate_message(request, server, name)
+        return result
+    result.update(state="success", id=job.id, nextRunAt=iso_utc(job.next_run_at))
+    return result
+
+
+def _partition_problem(request, server, partition: Partition | None, name: str) -> str | None:
+    if partition is None:
+        return t("partition_not_on_server", partition=name, server=server.name)
+    if request["excludeDir"] and partition.kind == "block":
+        return t("exclude_dir_on_block", partition=name)
+    duplicate = db.session.scalar(
+        db.select(BackupJob.id).where(
+            BackupJob.server_id == server.id,
+            BackupJob.partition_id == partition.id,
+            BackupJob.name == request["jobName"],
+        )
+    )
+    if duplicate is not None:
+        return _duplicate_message(request, server, name)
+    return None
+
+
+def _duplicate_message(request, server, name) -> str:
+    return t("job_exists", server=server.name, partition=name, name=request["jobName"])
+
+
+def _new_job(request, server, partition, repository, user) -> BackupJob:
+    schedule: Schedule = request["schedule"]
+    active = request["autoStart"] == "yes"
+    return BackupJob(
+        name=request["jobName"],
+        server=server,
+        partition=partition,
+        repository=repository,
+        user=user,
+        mode=request["type"],
+        compression=request.get("compression"),
+        encryption=request["encryption"],
+        rotation=request["rotation"],
+        network_limit=request["networkLimit"],
+        exclude_dirs=request["excludeDir"],
+        mail_event=request.get("mailEvent"),
+        description=request.get("description"),
+        schedule_type=schedule.type,
+        schedule_expr=schedule.expression,
+        timezone=schedule.timezone,
+        auto_start=active,
+        status="scheduled" if active else "waiting",
+        next_run_at=next_fire_time(schedule, utcnow()) if active else None,
+    )
+
+
+def ensure_registered(registration: Registration) -> None:
+    """409 in the error envelope when no partition could be registered."""
+    if registration.status == 409:
+        raise ApiError(
+            409,
+            "backups_none_registered",
+            {"results": registration.results, "summary": registration.summary},
+        )

@@ -1,0 +1,60 @@
+"""Settings, read from the environment in one place.
+
+Every setting the service honours is listed here; README.md documents them.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("ZDM_VAR_DIR", BASE_DIR / "var"))
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        # Heroku-style URLs name the scheme "postgres://", which SQLAlchemy does not accept.
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        return url
+    return f"sqlite:///{VAR_DIR / 'zdm.sqlite3'}"
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    # Request bodies larger than this are refused with 413.
+    MAX_CONTENT_LENGTH = _int("ZDM_MAX_BODY_BYTES", 1024 * 1024)
+
+    ZDM_TIMEZONE = os.environ.get("ZDM_TIMEZONE", "UTC")
+    ZDM_TOKEN_TTL_HOURS = _int("ZDM_TOKEN_TTL_HOURS", 24)
+    ZDM_MISFIRE_GRACE_SECONDS = _int("ZDM_MISFIRE_GRACE_SECONDS", 3600)
+    # Colon-separated absolute paths; when set, repository paths must lie under one of them.
+    ZDM_REPOSITORY_ROOTS = [
+        p for p in os.environ.get("ZDM_REPOSITORY_ROOTS", "").split(":") if p.strip()
+    ]
+    ZDM_SMTP_URL = os.environ.get("ZDM_SMTP_URL", "")
+    ZDM_MAIL_FROM = os.environ.get("ZDM_MAIL_FROM", "zdm@localhost")
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "ZDM Backup API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/static/"
+    JSON_SORT_KEYS = False

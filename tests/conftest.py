@@ -1,0 +1,119 @@
+"""A fresh app on a real database for each test session, and clean tables for each test.
+
+The database is SQLite (a file in a temporary directory) unless TEST_DATABASE_URL names a
+PostgreSQL server; then each xdist worker gets a database of its own on it, created here.
+"""
+
+import os
+import re
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import config
+from app import create_app
+from app.auth import hash_password, issue_token
+from app.extensions import db
+from app.models import Center, Partition, Repository, Server, User
+
+PASSWORD = "correct horse battery"
+
+
+def _worker_database(base_url: str, worker: str) -> str:
+    url = make_url(base_url)
+    name = re.sub(r"\W", "_", f"{url.database}_{worker}")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory, worker_id):
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        return _worker_database(base, worker_id)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'zdm.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    class TestConfig(config.Config):
+        TESTING = True
+        SQLALCHEMY_DATABASE_URI = database_url
+        REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+        ZDM_REPOSITORY_ROOTS = []
+
+    application = create_app(TestConfig)
+    with application.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    return application
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    """Every test starts with empty tables and ids counting from 1."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        yield
+        db.session.rollback()
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def make_user(email="admin@example.com", role="admin") -> User:
+    user = User(email=email, password_hash=hash_password(PASSWORD), role=role)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def bearer(user: User) -> dict:
+    token, _ = issue_token(user)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin(app):
+    return make_user()
+
+
+@pytest.fixture
+def auth(admin):
+    """Headers of an admin (the seed's user admin@example.com)."""
+    return bearer(admin)
+
+
+@pytest.fixture
+def seed_inventory(app, admin):
+    """What the seed's examples assume: CENTER-001, web-server-01 and repository 1."""
+    center = Center(name="CENTER-001", description="Seoul")
+    server = Server(name="web-server-01", center=center)
+    server.partitions = [
+        Partition(name="/dev/sda1", kind="block", size=512 * 2**20, position=0),
+        Partition(name="/dev/sda2", kind="block", size=1024 * 2**20, position=1),
+        Partition(name="/data", mountpoint="/data", kind="directory", position=2),
+    ]
+    repository = Repository(center=center, type="local", path="/backup/storage")
+    db.session.add_all([center, server, repository])
+    db.session.commit()
+    return {"center": center, "server": server, "repository": repository}
