@@ -81,7 +81,11 @@ def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            # A nested schema's own errors ("_schema") belong to the nested field itself.
+            if key == "_schema" and prefix:
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             flat.update(flatten_errors(value, path))
     elif isinstance(messages, list | tuple):
         if all(isinstance(m, str) for m in messages):

@@ -4,6 +4,7 @@ The database is SQLite (a file in a temporary directory) unless TEST_DATABASE_UR
 PostgreSQL server; then each xdist worker gets a database of its own on it, created here.
 """
 
+import functools
 import os
 import re
 
@@ -80,8 +81,13 @@ def client(app):
     return app.test_client()
 
 
+@functools.cache
+def _password_hash() -> str:
+    return hash_password(PASSWORD)  # Argon2 is slow on purpose: hash the test password once
+
+
 def make_user(email="admin@example.com", role="admin") -> User:
-    user = User(email=email, password_hash=hash_password(PASSWORD), role=role)
+    user = User(email=email, password_hash=_password_hash(), role=role)
     db.session.add(user)
     db.session.commit()
     return user

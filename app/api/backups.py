@@ -1,8 +1,8 @@
 """/api/v1/backups: register, list, show, change and delete backup jobs."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.auth import secured
 from app.http import ok
 from app.schemas.backups import (

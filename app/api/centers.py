@@ -1,8 +1,8 @@
 """POST/GET /api/v1/centers, GET /api/v1/centers/{idOrName}."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.auth import secured
 from app.extensions import db
 from app.http import ok

@@ -3,9 +3,9 @@
 import redis
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from app.api.blueprint import Blueprint
 from app.extensions import db
 from app.http import ApiError, ok
 from app.schemas.common import ErrorEnvelopeSchema, envelope

@@ -2,9 +2,9 @@
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import func
 
+from app.api.blueprint import Blueprint
 from app.auth import issue_token, password_matches, secured
 from app.extensions import db
 from app.http import ApiError, ok

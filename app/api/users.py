@@ -1,9 +1,9 @@
 """POST/GET /api/v1/users (admin only)."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
 
+from app.api.blueprint import Blueprint
 from app.auth import hash_password, secured
 from app.extensions import db
 from app.http import ApiError, ok

@@ -1,0 +1,157 @@
+"""Centers, servers with partitions, and repositories."""
+
+import pytest
+
+from app.extensions import db
+from app.models import Repository
+from tests.api.helpers import SEED_BASIC, assert_error
+
+
+def create(client, auth, resource, data):
+    return client.post(f"/api/v1/{resource}", json=data, headers=auth)
+
+
+@pytest.fixture
+def center(client, auth):
+    return create(
+        client, auth, "centers", {"name": "CENTER-001", "description": "Seoul"}
+    ).get_json()["data"]
+
+
+SERVER = {
+    "name": "web-server-01",
+    "center": "CENTER-001",
+    "partitions": [
+        {"name": "/dev/sda1", "kind": "block", "size": 536870912},
+        {"name": "/data", "kind": "directory", "mountpoint": "/data/"},
+    ],
+}
+
+
+def test_center_created_and_found_by_id_and_name(client, auth, center):
+    assert center == {"id": 1, "name": "CENTER-001", "description": "Seoul"}
+    assert client.get("/api/v1/centers/1", headers=auth).get_json()["data"] == center
+    assert client.get("/api/v1/centers/CENTER-001", headers=auth).get_json()["data"] == center
+    assert_error(client.get("/api/v1/centers/CENTER-404", headers=auth), 404)
+
+
+def test_duplicate_center_is_409(client, auth, center):
+    assert_error(create(client, auth, "centers", {"name": "CENTER-001"}), 409)
+
+
+def test_server_with_partitions(client, auth, center):
+    response = create(client, auth, "servers", SERVER)
+
+    assert response.status_code == 201
+    server = response.get_json()["data"]
+    assert server["center"] == {"id": 1, "name": "CENTER-001"}
+    assert server["online"] is False and server["lastSeen"] is None
+    assert server["partitions"] == [
+        {"name": "/dev/sda1", "mountpoint": None, "kind": "block", "size": 536870912},
+        {"name": "/data", "mountpoint": "/data", "kind": "directory", "size": None},
+    ]
+    partitions = client.get("/api/v1/servers/web-server-01/partitions", headers=auth).get_json()
+    assert [p["name"] for p in partitions["data"]["partitions"]] == ["/dev/sda1", "/data"]
+
+
+def test_server_validation(client, auth, center):
+    bad = {"name": "", "center": "CENTER-001", "partitions": [{"name": "/x", "kind": "tape"}]}
+
+    assert_error(create(client, auth, "servers", bad), 422, paths=("name", "partitions.0.kind"))
+
+
+def test_server_of_unknown_center_is_404(client, auth):
+    assert_error(create(client, auth, "servers", SERVER), 404)
+
+
+def test_servers_list_paginates(client, auth, center):
+    for n in range(3):
+        create(client, auth, "servers", {"name": f"srv-{n}", "center": "CENTER-001"})
+
+    page = client.get("/api/v1/servers?page=2&limit=2", headers=auth).get_json()["data"]
+
+    assert [s["name"] for s in page["items"]] == ["srv-2"]
+    assert page["pagination"] == {
+        "currentPage": 2,
+        "totalPages": 2,
+        "totalItems": 3,
+        "itemsPerPage": 2,
+        "hasNextPage": False,
+        "hasPreviousPage": True,
+    }
+
+
+def test_delete_server(client, auth, center):
+    create(client, auth, "servers", SERVER)
+
+    assert client.delete("/api/v1/servers/web-server-01", headers=auth).status_code == 200
+
+    assert_error(client.get("/api/v1/servers/web-server-01", headers=auth), 404)
+
+
+def test_server_with_jobs_cannot_be_deleted(client, auth, seed_inventory):
+    client.post("/api/v1/backups", json=SEED_BASIC, headers=auth)
+
+    payload = assert_error(client.delete("/api/v1/servers/web-server-01", headers=auth), 409)
+
+    assert "web-server-01" in payload["error"]
+
+
+def test_repository_path_is_normalised(client, auth, center):
+    data = {"center": "CENTER-001", "type": "local", "path": "/backup//storage/./"}
+
+    repository = create(client, auth, "repositories", data).get_json()["data"]
+
+    assert repository == {
+        "id": 1,
+        "center": {"id": 1, "name": "CENTER-001"},
+        "type": "local",
+        "path": "/backup/storage",
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"type": "local", "path": "backup"}, "path"),
+        ({"type": "local", "path": "/backup/../etc"}, "path"),
+        ({"type": "s3", "path": "/backup"}, "type"),
+        ({"type": "local"}, "path"),
+    ],
+)
+def test_repository_validation(client, auth, center, data, path):
+    assert_error(
+        create(client, auth, "repositories", {"center": "CENTER-001", **data}), 422, paths=(path,)
+    )
+    assert db.session.query(Repository).count() == 0
+
+
+def test_repository_roots_allow_list(client, auth, center, app):
+    app.config["ZDM_REPOSITORY_ROOTS"] = ["/backup", "/mnt/nfs"]
+    try:
+        outside = {"center": "CENTER-001", "type": "local", "path": "/backupX/storage"}
+        inside = {"center": "CENTER-001", "type": "local", "path": "/mnt/nfs/zdm"}
+
+        assert_error(create(client, auth, "repositories", outside), 422, paths=("path",))
+        assert create(client, auth, "repositories", inside).status_code == 201
+    finally:
+        app.config["ZDM_REPOSITORY_ROOTS"] = []
+
+
+def test_duplicate_repository_path_in_a_center_is_409(client, auth, center):
+    data = {"center": "CENTER-001", "type": "local", "path": "/backup/storage"}
+    create(client, auth, "repositories", data)
+
+    assert_error(create(client, auth, "repositories", data), 409)
+
+
+def test_repository_in_use_cannot_be_deleted_until_its_jobs_are(client, auth, seed_inventory):
+    job_id = client.post("/api/v1/backups", json=SEED_BASIC, headers=auth).get_json()["data"][
+        "results"
+    ][0]["id"]
+
+    assert_error(client.delete("/api/v1/repositories/1", headers=auth), 409)
+    client.delete(f"/api/v1/backups/{job_id}", headers=auth)
+
+    assert client.delete("/api/v1/repositories/1", headers=auth).status_code == 200
+    assert_error(client.get("/api/v1/repositories/1", headers=auth), 404)
