@@ -40,6 +40,15 @@ def database_url(tmp_path_factory, worker_id):
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'zdm.sqlite3'}"
 
 
+@pytest.fixture
+def fresh_database_url(tmp_path, worker_id):
+    """An empty database for tests that run the service's own processes (CLI, gunicorn)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        return _worker_database(base, f"{worker_id}_fresh")
+    return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+
+
 @pytest.fixture(scope="session")
 def app(database_url, tmp_path_factory):
     class TestConfig(config.Config):
