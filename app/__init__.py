@@ -12,6 +12,7 @@ def create_app(settings: object | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_object(settings or config.Config)
     app.json.sort_keys = False
+    app.json.ensure_ascii = False  # Korean messages as text, as the seed shows them
     _ensure_var_dir(app)
     register_extensions(app)
     register_api(app)
