@@ -147,6 +147,29 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "수정할 필드가 하나 이상 필요합니다",
         "At least one field to change is required.",
     ),
+    # runs, recovery points and restores
+    "job_started": ("백업 작업 스케줄이 활성화되었습니다", "The job's schedule is active."),
+    "job_stopped": ("백업 작업 스케줄이 중지되었습니다", "The job's schedule is stopped."),
+    "run_queued": ("백업 실행이 요청되었습니다", "The run was queued."),
+    "restore_queued": ("복구가 요청되었습니다", "The restore was queued."),
+    "schedule_has_no_future": (
+        "이 스케줄에는 앞으로의 실행 시각이 없습니다",
+        "The schedule has no fire time in the future.",
+    ),
+    "job_already_running": (
+        "작업 {ref}의 실행이 이미 대기 중이거나 진행 중입니다",
+        "A run of job {ref} is already queued or running.",
+    ),
+    "run_not_found": ("실행 '{ref}'을(를) 찾을 수 없습니다", "Run '{ref}' was not found."),
+    "restore_not_found": ("복구 '{ref}'을(를) 찾을 수 없습니다", "Restore '{ref}' was not found."),
+    "point_not_found": (
+        "복구 지점 '{ref}'을(를) 찾을 수 없습니다",
+        "Recovery point '{ref}' was not found.",
+    ),
+    "no_current_run": (
+        "작업 {ref}에 진행 중인 실행이 없습니다",
+        "Job {ref} has no run in progress.",
+    ),
     # per-partition outcomes of POST /backups
     "partition_not_on_server": (
         "파티션 '{partition}'이(가) 서버 '{server}'에 없습니다",

@@ -18,6 +18,10 @@ COMPRESSIONS = ("gzip", "lz4")
 ENCRYPTIONS = ("aes256", "none")
 SCHEDULE_TYPES = ("hourly", "daily", "weekly", "monthly", "custom", "once")
 JOB_STATUSES = ("waiting", "scheduled", "running", "completed")
+RUN_TRIGGERS = ("schedule", "manual", "retry")
+RUN_STATES = ("queued", "running", "success", "failed", "canceled", "skipped", "missed")
+UNFINISHED_RUN_STATES = ("queued", "running", "canceling")
+RESTORE_STATES = ("queued", "running", "success", "failed", "canceled")
 
 
 class User(db.Model):
@@ -132,6 +136,8 @@ class BackupJob(db.Model):
     schedule_expr: Mapped[str] = mapped_column(String(128))
     timezone: Mapped[str] = mapped_column(String(64))
     auto_start: Mapped[bool] = mapped_column(default=True)
+    # Whether beat fires this job: set by autoStart "yes", /start; cleared by /stop.
+    active: Mapped[bool] = mapped_column(default=False, index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
 
@@ -142,3 +148,87 @@ class BackupJob(db.Model):
     partition: Mapped[Partition] = relationship()
     repository: Mapped[Repository] = relationship()
     user: Mapped[User] = relationship()
+
+
+class Run(db.Model):
+    """One execution of a job: one per (job, fire time), guarded by the unique constraint,
+    which is what makes two beats, a restarted beat or a redelivered message harmless."""
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("job_id", "scheduled_for", "trigger"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("backup_jobs.id", ondelete="CASCADE"), index=True
+    )
+    trigger: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(255))
+    mode: Mapped[str | None] = mapped_column(String(16))  # the mode the engine really used
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_written: Mapped[int] = mapped_column(BigInteger, default=0)
+    percent: Mapped[float] = mapped_column(default=0.0)
+    speed: Mapped[float] = mapped_column(default=0.0)  # bytes per second
+    error_message: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[list] = mapped_column(JSON, default=list)
+
+    job: Mapped[BackupJob] = relationship()
+
+
+class RecoveryPoint(db.Model):
+    """A point the engine wrote; `engine_id` names it inside the repository. It outlives its
+    job (job_id becomes NULL) unless the job is deleted with purge."""
+
+    __tablename__ = "recovery_points"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("backup_jobs.id", ondelete="SET NULL"), index=True
+    )
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"))
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))
+    partition_name: Mapped[str] = mapped_column(String(255))
+    partition_kind: Mapped[str] = mapped_column(String(16))
+    engine_job: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    stored_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    compression: Mapped[str | None] = mapped_column(String(16))
+    encrypted: Mapped[bool] = mapped_column(default=False)
+
+    repository: Mapped[Repository] = relationship()
+
+
+class Restore(db.Model):
+    __tablename__ = "restores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recovery_point_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recovery_points.id", ondelete="SET NULL")
+    )
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))
+    target: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_restored: Mapped[int] = mapped_column(BigInteger, default=0)
+    percent: Mapped[float] = mapped_column(default=0.0)
+    speed: Mapped[float] = mapped_column(default=0.0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[list] = mapped_column(JSON, default=list)
+
+    recovery_point: Mapped[RecoveryPoint | None] = relationship()
+    server: Mapped[Server] = relationship()

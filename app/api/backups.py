@@ -80,5 +80,5 @@ class BackupByRef(MethodView):
         """Delete a job (`?purge=true` also deletes its recovery points)"""
         job = lookup.find_job(ref)
         view = jobs.job_view(job)
-        jobs.delete_job(job)
+        jobs.delete_job(job, purge=args["purge"])
         return ok(view, "backup_deleted")

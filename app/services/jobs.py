@@ -9,12 +9,10 @@ from app.extensions import db
 from app.http import FieldErrors
 from app.i18n import t
 from app.models import BackupJob, Center, Partition, Server
+from app.services import runs
+from app.services.runs import job_schedule
 from app.services.schedule import Schedule, describe, next_fire_time
 from app.timeutil import iso_utc, utcnow
-
-
-def job_schedule(job: BackupJob) -> Schedule:
-    return Schedule(job.schedule_type, job.schedule_expr, job.timezone)
 
 
 def job_view(job: BackupJob) -> dict:
@@ -36,7 +34,7 @@ def job_view(job: BackupJob) -> dict:
                     "timezone": job.timezone,
                     "nextRunAt": iso_utc(job.next_run_at),
                 },
-                "status": {"current": job.status, "time": status_times(job)},
+                "status": {"current": job.status, "time": runs.status_times(job)},
             },
             "lastUpdated": iso_utc(job.updated_at),
         },
@@ -57,11 +55,6 @@ def job_view(job: BackupJob) -> dict:
             "user": {"id": job.user.id, "name": job.user.email},
         },
     }
-
-
-def status_times(job: BackupJob) -> dict:
-    """Start, end and elapsed seconds of the job's latest run (none before its first run)."""
-    return {"start": None, "elapsed": None, "end": None}
 
 
 def filtered_jobs(args: dict):
@@ -150,13 +143,18 @@ def _change_schedule(job: BackupJob, schedule: Schedule) -> list[dict]:
         schedule.expression,
         schedule.timezone,
     )
-    if job.status != "waiting":  # a stopped job stays stopped; an active one re-plans
+    if job.active or job.status == "completed":  # a stopped job stays stopped
+        job.active = True
         if job.status == "completed":
             job.status = "scheduled"
         job.next_run_at = next_fire_time(schedule, utcnow())
     return [{"field": "schedule", "previous": before, "new": after}]
 
 
-def delete_job(job: BackupJob) -> None:
+def delete_job(job: BackupJob, purge: bool) -> None:
+    """Stop the job (a running run is canceled), optionally purge its recovery points, delete it."""
+    runs.stop_job(job)
+    if purge:
+        runs.purge_points(job)
     db.session.delete(job)
     db.session.commit()

@@ -154,6 +154,7 @@ def _new_job(request, server, partition, repository, user) -> BackupJob:
         schedule_expr=schedule.expression,
         timezone=schedule.timezone,
         auto_start=active,
+        active=active,
         status="scheduled" if active else "waiting",
         next_run_at=next_fire_time(schedule, utcnow()) if active else None,
     )

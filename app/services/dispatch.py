@@ -1,0 +1,42 @@
+"""Sending work to Celery queues from the web side (and beat), by task name only:
+the web side never imports the workers' code."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from celery import Celery
+from flask import current_app
+
+BACKUP_TASK = "zdm.backup.run"
+RESTORE_TASK = "zdm.restore.run"
+PURGE_TASK = "zdm.repository.purge"
+RUN_FINISHED_TASK = "zdm.control.run_finished"
+CONTROL_QUEUE = "zdm.control"
+
+_clients: dict[str, Celery] = {}
+
+# Fail fast when Redis is down: the caller answers 503 instead of hanging.
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def server_queue(server_name: str) -> str:
+    return f"zdm.server.{server_name}"
+
+
+def celery_client() -> Celery:
+    url = current_app.config["REDIS_URL"]
+    if url not in _clients:
+        client = Celery("zdm-dispatch")
+        client.config_from_object("celeryconfig")
+        client.conf.broker_url = url
+        _clients[url] = client
+    return _clients[url]
+
+
+def send(task: str, queue: str, kwargs: dict, expires: datetime | None = None) -> None:
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    celery_client().send_task(
+        task, kwargs=kwargs, queue=queue, expires=expires, retry=True, retry_policy=_RETRY_POLICY
+    )

@@ -1,0 +1,261 @@
+"""Runs of backup jobs, recovery points and restores: creating, dispatching, showing.
+
+Shared by the API (start/stop/run now), beat (scheduled runs) and the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.http import ApiError
+from app.models import (
+    UNFINISHED_RUN_STATES,
+    BackupJob,
+    RecoveryPoint,
+    Restore,
+    Run,
+)
+from app.services import dispatch
+from app.services.schedule import Schedule, next_fire_time
+from app.timeutil import iso_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def job_schedule(job: BackupJob) -> Schedule:
+    return Schedule(job.schedule_type, job.schedule_expr, job.timezone)
+
+
+def engine_job_name(job_id: int) -> str:
+    """The job's name inside the repository: stable when the job is renamed."""
+    return f"job-{job_id}"
+
+
+def unfinished_run(job_id: int) -> Run | None:
+    return db.session.scalar(
+        select(Run).where(Run.job_id == job_id, Run.state.in_(UNFINISHED_RUN_STATES)).limit(1)
+    )
+
+
+def create_run(job: BackupJob, trigger: str, scheduled_for, state: str, **fields) -> Run | None:
+    """A run record, or None when one already exists for (job, fire time, trigger)."""
+    run = Run(job_id=job.id, trigger=trigger, scheduled_for=scheduled_for, state=state, **fields)
+    try:
+        with db.session.begin_nested():
+            db.session.add(run)
+    except IntegrityError:
+        return None
+    if state not in UNFINISHED_RUN_STATES:
+        run.finished_at = utcnow()
+    return run
+
+
+def dispatch_run(run: Run, expires=None) -> bool:
+    """Send a committed, queued run to its server's agent. A broker failure fails the run."""
+    job = run.job
+    try:
+        dispatch.send(
+            dispatch.BACKUP_TASK,
+            dispatch.server_queue(job.server.name),
+            {"run_id": run.id, "job_id": job.id, "job_name": job.name},
+            expires=expires,
+        )
+        return True
+    except (BrokerError, OSError) as exc:
+        log.warning("could not queue run %s: %s", run.id, exc)
+        finish_run(run, "failed", f"the message broker is unavailable: {exc}")
+        db.session.commit()
+        return False
+
+
+def finish_run(run: Run, state: str, error: str | None = None) -> None:
+    run.state = state
+    run.finished_at = utcnow()
+    if error:
+        run.error_message = error
+        run.log = [*(run.log or []), f"{iso_utc(run.finished_at)} {error}"]
+    refresh_job_status(run.job)
+
+
+def refresh_job_status(job: BackupJob) -> None:
+    db.session.flush()
+    running = db.session.scalar(
+        select(Run.id).where(Run.job_id == job.id, Run.state.in_(("running", "canceling"))).limit(1)
+    )
+    if running is not None:
+        job.status = "running"
+    elif job.active:
+        job.status = "scheduled"
+    elif job.schedule_type == "once" and job.next_run_at is None and _has_run(job):
+        job.status = "completed"
+    else:
+        job.status = "waiting"
+
+
+def _has_run(job: BackupJob) -> bool:
+    return (
+        db.session.scalar(
+            select(Run.id).where(Run.job_id == job.id, Run.trigger != "manual").limit(1)
+        )
+        is not None
+    )
+
+
+# ---- what the API asks for ---------------------------------------------------------------
+
+
+def start_job(job: BackupJob) -> None:
+    """Activate the schedule; beat fires it from its next fire time."""
+    next_run = next_fire_time(job_schedule(job), utcnow())
+    if next_run is None:
+        raise ApiError(409, "schedule_has_no_future")
+    job.active = True
+    job.next_run_at = next_run
+    refresh_job_status(job)
+    db.session.commit()
+
+
+def stop_job(job: BackupJob) -> list[int]:
+    """Deactivate the schedule and cancel unfinished runs; returns the canceled run ids.
+
+    A queued run is canceled at once; a running one is marked `canceling` and its agent
+    stops at the engine's next safe point, leaving no partial point.
+    """
+    job.active = False
+    job.next_run_at = None
+    canceled = []
+    for run in db.session.scalars(
+        select(Run).where(Run.job_id == job.id, Run.state.in_(("queued", "running")))
+    ):
+        canceled.append(run.id)
+        if run.state == "queued":
+            finish_run(run, "canceled", "canceled by stop")
+        else:
+            run.state = "canceling"
+    refresh_job_status(job)
+    db.session.commit()
+    return canceled
+
+
+def run_now(job: BackupJob) -> Run:
+    if unfinished_run(job.id) is not None:
+        raise ApiError(409, "job_already_running", ref=job.id)
+    run = create_run(job, "manual", utcnow(), "queued")
+    db.session.commit()
+    if not dispatch_run(run):
+        raise ApiError(503, "service_unavailable", component="broker")
+    return run
+
+
+def request_restore(point: RecoveryPoint, server, target: str) -> Restore:
+    restore = Restore(recovery_point=point, server=server, target=target, state="queued")
+    db.session.add(restore)
+    db.session.commit()
+    try:
+        dispatch.send(
+            dispatch.RESTORE_TASK,
+            dispatch.server_queue(server.name),
+            {"restore_id": restore.id, "recovery_point_id": point.id},
+        )
+    except (BrokerError, OSError) as exc:
+        restore.state, restore.finished_at = "failed", utcnow()
+        restore.error_message = f"the message broker is unavailable: {exc}"
+        db.session.commit()
+        raise ApiError(503, "service_unavailable", component="broker") from None
+    return restore
+
+
+def purge_points(job: BackupJob) -> int:
+    """Ask the job's agent to delete the job's recovery points from the repository."""
+    points = db.session.scalars(select(RecoveryPoint).where(RecoveryPoint.job_id == job.id)).all()
+    dispatch.send(
+        dispatch.PURGE_TASK,
+        dispatch.server_queue(job.server.name),
+        {
+            "repository": job.repository.path,
+            "engine_job": engine_job_name(job.id),
+            "job_name": job.name,
+        },
+    )
+    for point in points:
+        db.session.delete(point)
+    return len(points)
+
+
+# ---- how the API shows them --------------------------------------------------------------
+
+
+def run_view(run: Run) -> dict:
+    return {
+        "id": run.id,
+        "job": {"id": run.job.id, "name": run.job.name},
+        "trigger": run.trigger,
+        "scheduledFor": iso_utc(run.scheduled_for),
+        "state": "running" if run.state == "canceling" else run.state,
+        "startedAt": iso_utc(run.started_at),
+        "finishedAt": iso_utc(run.finished_at),
+        "bytesRead": run.bytes_read,
+        "bytesWritten": run.bytes_written,
+        "bytesTotal": run.bytes_total,
+        "percent": round(run.percent, 1),
+        "speed": round(run.speed),
+        "errorMessage": run.error_message,
+        "log": list(run.log or []),
+    }
+
+
+def latest_started_run(job_id: int) -> Run | None:
+    return db.session.scalar(
+        select(Run)
+        .where(Run.job_id == job_id, Run.started_at.is_not(None))
+        .order_by(Run.started_at.desc())
+        .limit(1)
+    )
+
+
+def status_times(job: BackupJob) -> dict:
+    run = latest_started_run(job.id)
+    if run is None:
+        return {"start": None, "elapsed": None, "end": None}
+    end = run.finished_at or utcnow()
+    return {
+        "start": iso_utc(run.started_at),
+        "elapsed": int((end - run.started_at).total_seconds()),
+        "end": iso_utc(run.finished_at),
+    }
+
+
+def recovery_point_view(point: RecoveryPoint) -> dict:
+    return {
+        "id": point.id,
+        "runId": point.run_id,
+        "mode": point.mode,
+        "createdAt": iso_utc(point.created_at),
+        "sourceSize": point.source_size,
+        "storedSize": point.stored_size,
+        "compression": point.compression,
+        "encrypted": point.encrypted,
+    }
+
+
+def restore_view(restore: Restore) -> dict:
+    return {
+        "id": restore.id,
+        "recoveryPoint": restore.recovery_point_id,
+        "server": {"id": restore.server.id, "name": restore.server.name},
+        "target": restore.target,
+        "state": restore.state,
+        "startedAt": iso_utc(restore.started_at),
+        "finishedAt": iso_utc(restore.finished_at),
+        "bytesTotal": restore.bytes_total,
+        "bytesRestored": restore.bytes_restored,
+        "percent": round(restore.percent, 1),
+        "speed": round(restore.speed),
+        "errorMessage": restore.error_message,
+        "log": list(restore.log or []),
+    }

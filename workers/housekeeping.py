@@ -1,0 +1,106 @@
+"""The control worker's sweeps: lost runs and restores, and runs no agent started.
+
+A run whose heartbeat is older than the lease (`ZDM_RUN_LEASE_SECONDS`, default 60) lost its
+worker: it becomes `failed` ("worker lost") and, unless it was itself a retry, is retried
+once. With the sweep every `ZDM_SWEEP_SECONDS` (30), a lost run is noticed within 90 s.
+Every change is a conditional UPDATE, so two sweeps at once (two beats) do it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import Restore, Run
+from app.services.runs import create_run, dispatch_run, finish_run
+from app.timeutil import utcnow
+from workers.progress import LEASE_SECONDS
+from workers.scheduler import unstarted_too_long
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST = "worker lost: no heartbeat from the agent within the lease"
+
+
+def sweep(now: datetime | None = None) -> dict:
+    now = now or utcnow()
+    return {
+        "lost_runs": sweep_lost_runs(now),
+        "missed_runs": sweep_unstarted_runs(now),
+        "lost_restores": sweep_lost_restores(now),
+    }
+
+
+def _expired(model, now: datetime):
+    horizon = now - timedelta(seconds=LEASE_SECONDS)
+    return select(model).where(
+        model.state.in_(("running", "canceling")), model.heartbeat_at < horizon
+    )
+
+
+def _take(model, row, states: tuple[str, ...], **values) -> bool:
+    taken = db.session.execute(
+        update(model)
+        .where(model.id == row.id, model.state.in_(states), model.heartbeat_at == row.heartbeat_at)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return taken == 1
+
+
+def sweep_lost_runs(now: datetime) -> list[int]:
+    retried = []
+    for run in db.session.scalars(_expired(Run, now)).all():
+        was_canceling = run.state == "canceling"
+        if not _take(Run, run, ("running", "canceling"), state="failed", finished_at=now):
+            db.session.rollback()
+            continue
+        db.session.refresh(run)
+        if was_canceling:
+            finish_run(run, "canceled", "canceled; the agent stopped answering")
+            db.session.commit()
+            continue
+        finish_run(run, "failed", WORKER_LOST)
+        retry = None
+        if run.trigger != "retry" and run.job.active is not None:
+            retry = create_run(run.job, "retry", run.scheduled_for, "queued", retry_of_id=run.id)
+        db.session.commit()
+        if retry is not None:
+            retried.append(retry.id)
+            dispatch_run(retry)
+            from app.services import dispatch
+
+            dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
+    return retried
+
+
+def sweep_unstarted_runs(now: datetime) -> list[int]:
+    missed = []
+    for run in db.session.scalars(select(Run).where(Run.state == "queued")).all():
+        if unstarted_too_long(run, now):
+            taken = db.session.execute(
+                update(Run)
+                .where(Run.id == run.id, Run.state == "queued")
+                .values(state="missed")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken:
+                db.session.refresh(run)
+                finish_run(run, "missed", "no agent started the run in time (agent offline)")
+                missed.append(run.id)
+            db.session.commit()
+    return missed
+
+
+def sweep_lost_restores(now: datetime) -> list[int]:
+    lost = []
+    for restore in db.session.scalars(_expired(Restore, now)).all():
+        if _take(Restore, restore, ("running", "canceling"), state="failed", finished_at=now):
+            db.session.refresh(restore)
+            restore.error_message = WORKER_LOST
+            lost.append(restore.id)
+        db.session.commit()
+    return lost

@@ -1,0 +1,179 @@
+"""What an agent does with a run or a restore: claim it, run the engine, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import RecoveryPoint, Restore, Run
+from app.services import dispatch
+from app.services.runs import engine_job_name, finish_run
+from app.timeutil import iso_utc, utcnow
+from workers import engine
+from workers.agent import agent_settings
+from workers.progress import ProgressMonitor
+
+log = logging.getLogger(__name__)
+
+
+def _claim(model, row_id: int) -> bool:
+    """queued -> running, for exactly one worker: a redelivered message finds it taken."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(model)
+        .where(model.id == row_id, model.state == "queued")
+        .values(state="running", started_at=now, heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _note(row, message: str) -> None:
+    row.log = [*(row.log or []), f"{iso_utc(utcnow())} {message}"]
+
+
+def master_key() -> str | None:
+    return os.environ.get(engine.MASTER_KEY_ENV) or None
+
+
+def run_backup(run_id: int) -> str:
+    """Execute a queued run on this agent; returns the run's final state."""
+    if not _claim(Run, run_id):
+        return "ignored"
+    run = db.session.get(Run, run_id)
+    job = run.job
+    run.worker = socket.gethostname()
+    finish = None
+    settings = agent_settings()
+    served = settings.source_of(job.partition.name) if settings else None
+    if served is None:
+        finish = ("failed", f"partition {job.partition.name} is not served by this agent")
+    _note(run, f"started on {run.worker}: {job.mode} backup of {job.partition.name}")
+    from app.services.runs import refresh_job_status
+
+    refresh_job_status(job)
+    db.session.commit()
+    if finish is None:
+        finish = _back_up(run, job, served.path)
+    db.session.refresh(run)
+    finish_run(run, *finish)
+    db.session.commit()
+    dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
+    return run.state
+
+
+def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
+    with ProgressMonitor(Run.__table__, run.id, "bytes_read") as monitor:
+        try:
+            result = engine.backup(
+                job.repository.path,
+                engine_job_name(job.id),
+                source,
+                mode=job.mode,
+                compression=job.compression,
+                encryption="aes256" if job.encryption == "aes256" else None,
+                rate_limit_mbps=job.network_limit,
+                exclude_dirs=job.exclude_dirs or (),
+                progress=monitor.progress,
+                should_cancel=monitor.should_cancel,
+                master_key=master_key(),
+            )
+        except engine.BackupCanceled:
+            return "canceled", "canceled by stop; no recovery point was written"
+        except engine.EngineError as exc:
+            return "failed", str(exc)
+        except Exception as exc:
+            log.exception("backup of run %s failed", run.id)
+            return "failed", f"unexpected error: {exc}"
+    db.session.refresh(run)
+    run.mode = result.mode
+    run.bytes_read, run.bytes_written = result.bytes_read, result.bytes_written
+    run.bytes_total, run.percent = result.source_size, 100.0
+    point = RecoveryPoint(
+        engine_id=result.point_id,
+        job_id=job.id,
+        run_id=run.id,
+        repository_id=job.repository_id,
+        server_id=job.server_id,
+        partition_name=job.partition.name,
+        partition_kind=job.partition.kind,
+        engine_job=engine_job_name(job.id),
+        mode=result.mode,
+        source_size=result.source_size,
+        stored_size=result.stored_size,
+        compression=job.compression,
+        encrypted=job.encryption == "aes256",
+    )
+    db.session.add(point)
+    _note(
+        run, f"recovery point {result.point_id} ({result.mode}, {result.stored_size} bytes stored)"
+    )
+    _apply_rotation(run, job)
+    return "success", None
+
+
+def _apply_rotation(run: Run, job) -> None:
+    """At most `rotation` points of the job remain; data no remaining point needs goes."""
+    try:
+        report = engine.prune(job.repository.path, engine_job_name(job.id), job.rotation)
+    except engine.EngineError as exc:
+        _note(run, f"rotation did not run: {exc}")
+        return
+    if report.removed_points:
+        db.session.query(RecoveryPoint).filter(
+            RecoveryPoint.job_id == job.id, RecoveryPoint.engine_id.in_(report.removed_points)
+        ).delete(synchronize_session=False)
+        _note(run, f"rotation removed {len(report.removed_points)} old recovery points")
+
+
+def run_restore(restore_id: int) -> str:
+    if not _claim(Restore, restore_id):
+        return "ignored"
+    restore = db.session.get(Restore, restore_id)
+    point = restore.recovery_point
+    if point is None:
+        state, error = "failed", "the recovery point no longer exists"
+    else:
+        _note(restore, f"restoring point {point.engine_id} to {restore.target}")
+        db.session.commit()
+        state, error = _restore(restore, point)
+    db.session.refresh(restore)
+    restore.state, restore.finished_at = state, utcnow()
+    if error:
+        restore.error_message = error
+        _note(restore, error)
+    db.session.commit()
+    return state
+
+
+def _restore(restore: Restore, point: RecoveryPoint) -> tuple[str, str | None]:
+    with ProgressMonitor(Restore.__table__, restore.id, "bytes_restored") as monitor:
+        try:
+            result = engine.restore(
+                point.repository.path,
+                point.engine_id,
+                restore.target,
+                progress=monitor.progress,
+                should_cancel=monitor.should_cancel,
+                master_key=master_key(),
+            )
+        except engine.OperationCanceled:
+            return "canceled", "restore canceled"
+        except engine.EngineError as exc:
+            return "failed", str(exc)
+        except Exception as exc:
+            log.exception("restore %s failed", restore.id)
+            return "failed", f"unexpected error: {exc}"
+    db.session.refresh(restore)
+    restore.bytes_restored, restore.percent = result.bytes_restored, 100.0
+    return "success", None
+
+
+def purge_job_points(repository: str, engine_job: str) -> int:
+    report = engine.prune(repository, engine_job, 0)
+    return len(report.removed_points)
