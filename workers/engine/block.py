@@ -1,0 +1,167 @@
+"""Block sources (a device or an image file): the backup and restore pipelines.
+
+The calling thread reads the source (or the point table) in order and keeps a bounded queue of
+blocks in flight; a thread pool hashes, compresses, encrypts and writes them (hashlib, isal, lz4
+and cryptography release the GIL, so both cores work). Results are consumed in block order, so
+the point table is streamed to disk and memory stays bounded whatever the device size.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from workers.engine.errors import (
+    BackupCanceled,
+    RestoreCanceled,
+    SourceError,
+    TargetError,
+)
+from workers.engine.objects import ZERO_ID, ObjectCodec, decode_object
+
+WORKERS = max(2, os.cpu_count() or 2)
+IN_FLIGHT = 4 * WORKERS  # blocks read but not yet consumed: bounds memory to a few MiB
+
+
+@dataclass
+class BlockStats:
+    bytes_read: int = 0
+    objects_written: int = 0
+    stored_size: int = 0  # bytes of new object files
+    reused_blocks: int = 0
+    zero_blocks: int = 0
+    changed_blocks: int = 0  # blocks whose id differs from the parent's (incremental only)
+
+
+def open_block_source(path: str) -> tuple[int, int]:
+    """(fd, size) of a regular file or block device."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise SourceError(f"Cannot open source {path} ({error.strerror}).") from None
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        os.close(fd)
+        raise SourceError(f"Source {path} is neither a block device nor an image file.")
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    return fd, size
+
+
+def backup_blocks(
+    op, fd, size, block_size, codec: ObjectCodec, table, parent_ids, limiter, progress, cancel
+) -> BlockStats:
+    """Read every block of `fd`, store the new ones, append each block's id to `table`."""
+    stats = BlockStats()
+    zero = bytes(block_size)
+
+    def process(block: bytes) -> tuple[bytes, int]:
+        if block == (zero if len(block) == block_size else bytes(len(block))):
+            return ZERO_ID, 0
+        oid = codec.object_id(block)
+        # Even a block unchanged since the parent is claimed: a concurrent prune may be deleting
+        # the parent, and the claim either keeps the object alive or tells us to rewrite it.
+        if op.claim(oid):
+            return oid, 0
+        blob = codec.encode(oid, block)
+        op.write_object(oid, blob, limiter)
+        return oid, len(blob)
+
+    def consume(future, parent_id):
+        oid, written = future.result()
+        table.add(oid)
+        if oid == ZERO_ID:
+            stats.zero_blocks += 1
+        elif written:
+            stats.objects_written += 1
+            stats.stored_size += written
+        else:
+            stats.reused_blocks += 1
+        if parent_ids is not None and oid != parent_id:
+            stats.changed_blocks += 1
+
+    in_flight: deque = deque()
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="zdm-backup") as pool:
+        try:
+            for offset in range(0, size, block_size):
+                if cancel():
+                    raise BackupCanceled("The backup was canceled; no recovery point was created.")
+                length = min(block_size, size - offset)
+                try:
+                    block = os.pread(fd, length, offset)
+                except OSError as error:
+                    raise SourceError(
+                        f"Reading the source failed at offset {offset} ({error.strerror})."
+                    ) from None
+                if len(block) != length:
+                    raise SourceError(f"The source shrank while it was read (at offset {offset}).")
+                parent_id = next(parent_ids, None) if parent_ids is not None else None
+                in_flight.append((pool.submit(process, block), parent_id))
+                stats.bytes_read += length
+                progress.advance(length)
+                while len(in_flight) >= IN_FLIGHT:
+                    consume(*in_flight.popleft())
+            while in_flight:
+                consume(*in_flight.popleft())
+        except BaseException:
+            for future, _ in in_flight:
+                future.cancel()
+            raise
+    return stats
+
+
+def restore_blocks(
+    repo, table, size, block_size, keys, out_fd, sparse: bool, progress, cancel
+) -> None:
+    """Write every block of the point to `out_fd`; zero blocks become holes when `sparse`."""
+
+    def load(oid: bytes, length: int) -> bytes:
+        return decode_object(repo.read_object(oid), oid, keys, length)
+
+    zero = bytes(block_size)
+
+    def consume(offset: int, length: int, future) -> None:
+        if future is None:
+            if not sparse:
+                _pwrite_all(out_fd, zero[:length], offset)
+        else:
+            _pwrite_all(out_fd, future.result(), offset)
+        progress.advance(length)
+
+    in_flight: deque = deque()
+    offset = 0
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="zdm-restore") as pool:
+        try:
+            for oid in table:
+                if cancel():
+                    raise RestoreCanceled("The restore was canceled.")
+                length = min(block_size, size - offset)
+                future = None if oid == ZERO_ID else pool.submit(load, oid, length)
+                in_flight.append((offset, length, future))
+                offset += length
+                while len(in_flight) >= IN_FLIGHT:
+                    consume(*in_flight.popleft())
+            while in_flight:
+                consume(*in_flight.popleft())
+        except BaseException:
+            for _, _, future in in_flight:
+                if future is not None:
+                    future.cancel()
+            raise
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.pwrite(fd, view, offset)
+        except OSError as error:
+            raise TargetError(
+                f"Writing the restore target failed at offset {offset} ({error.strerror})."
+            ) from None
+        view = view[written:]
+        offset += written
