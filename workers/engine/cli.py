@@ -78,7 +78,7 @@ def cli() -> None:
     help="Megabits per second written to the repository; 0 = unlimited.",
 )
 @click.option("--exclude-dir", "exclude_dirs", multiple=True, help="Directory sources only.")
-def backup(repo, job, source, mode, compression, encryption, rate_limit_mbps, exclude_dirs):  # fmt: skip
+def backup(repo, job, source, mode, compression, encryption, rate_limit_mbps, exclude_dirs):
     """Create a recovery point; prints its id as the last line."""
     with _progress_bar("backup") as bar:
         result = api.backup(

@@ -14,9 +14,9 @@ Object file (all integers big-endian):
                  nonce (12) + AES-256-GCM(compressed block) + tag (16),
                  with the 16 header bytes and the 32-byte object id as associated data.
 
-Object id (32 bytes, shown as 64 hex characters): SHA-256(codec byte + plain block) for plain objects,
-HMAC-SHA256(id key, codec byte + plain block) for encrypted ones, so the names of encrypted objects
-do not reveal content hashes. Every read recomputes the id from the decoded block.
+Object id (32 bytes, shown as 64 hex characters): SHA-256(codec byte + plain block) for plain
+objects, HMAC-SHA256(id key, codec byte + plain block) for encrypted ones, so the names of
+encrypted objects do not reveal content hashes. Every read recomputes the id from the decoded block.
 """
 
 from __future__ import annotations

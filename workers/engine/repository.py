@@ -83,7 +83,7 @@ _libc = None
 
 
 def _syncfs(path: Path) -> None:
-    """Make everything written on the repository's filesystem durable (one call, not one per file)."""
+    """Make everything written on the repository's filesystem durable, in one call."""
     global _libc
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -96,7 +96,7 @@ def _syncfs(path: Path) -> None:
 
 
 class RepositoryLock:
-    """The repository-wide lock: shared by claims and publications, exclusive for garbage collection.
+    """The repository-wide lock: shared by claims and publications, exclusive for collection.
 
     `turnstile` gives the exclusive side priority: a collector holds it while it waits, so new
     shared holders queue behind it instead of starving it.
@@ -282,9 +282,13 @@ class Repository:
         """Working directories of operations whose owner process is alive."""
         live = []
         for entry in os.scandir(self.tmp_dir):
-            if entry.name.endswith(".lock") and not entry.name.startswith("."):
-                if locking.is_held_by_someone(entry.path):
-                    live.append(self.tmp_dir / entry.name[: -len(".lock")])
+            name = entry.name
+            if (
+                name.endswith(".lock")
+                and not name.startswith(".")
+                and locking.is_held_by_someone(entry.path)
+            ):
+                live.append(self.tmp_dir / entry.name[: -len(".lock")])
         return live
 
     def clean_leftovers(self) -> int:
