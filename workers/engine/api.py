@@ -29,8 +29,10 @@ from workers.engine.errors import (
     TargetError,
 )
 from workers.engine.keys import RepositoryKeys, resolve_master_key
-from workers.engine.objects import ID_SIZE, ZERO_ID, ObjectCodec, decode_object
+from workers.engine.objects import ObjectCodec, decode_object
 from workers.engine.points import (
+    ENTRY,
+    ZERO_ENTRY,
     PointWriter,
     RecoveryPoint,
     check_point_file,
@@ -39,7 +41,7 @@ from workers.engine.points import (
 )
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
 from workers.engine.ratelimit import make_limiter
-from workers.engine.repository import Repository, fsync_dir
+from workers.engine.repository import PACK_ID_SIZE, Repository, fsync_dir
 
 MODES = ("full", "incremental")
 _POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
@@ -58,7 +60,6 @@ class BackupResult:
     objects_written: int
     reused_blocks: int
     zero_blocks: int
-    changed_blocks: int | None  # vs. the parent; None for a full
     duration_seconds: float
 
 
@@ -76,7 +77,7 @@ class VerifyReport:
     objects_checked: int = 0
     read_data: bool = False
     problems: list[str] = field(default_factory=list)
-    unreferenced_objects: int = 0  # garbage left by crashed runs; prune deletes it
+    unreferenced_packs: int = 0  # garbage left by crashed or canceled runs; prune deletes it
 
     @property
     def ok(self) -> bool:
@@ -89,7 +90,7 @@ class PruneReport:
     kept: list[str] = field(default_factory=list)
     removed_points: list[str] = field(default_factory=list)
     kept_in_use: list[str] = field(default_factory=list)  # being restored right now
-    removed_objects: int = 0
+    removed_packs: int = 0
     freed_bytes: int = 0
 
 
@@ -205,14 +206,17 @@ def backup(
 
     fd, size = blocks.open_block_source(source)
     try:
-        with _storage_errors("Writing to the repository"), repo.start_operation("backup") as op:
+        with (
+            _storage_errors("Writing to the repository"),
+            repo.start_operation("backup", limiter) as op,
+        ):
             parent = _usable_parent(repo, job, keys) if mode == "incremental" else None
             used_mode = "incremental" if parent else "full"
-            parent_ids = iter_table(repo.point_path(parent["id"])) if parent else None
+            parent_table = iter_table(repo.point_path(parent["id"])) if parent else None
             writer = PointWriter(op.dir / "point", keys, limiter)
             try:
                 stats = blocks.backup_blocks(
-                    op, fd, size, repo.block_size, codec, writer, parent_ids, limiter,
+                    op, fd, size, repo.block_size, codec, writer, parent_table,
                     Progress(progress, size), CancelCheck(should_cancel),
                 )  # fmt: skip
                 meta = {
@@ -253,7 +257,6 @@ def backup(
         objects_written=stats.objects_written,
         reused_blocks=stats.reused_blocks,
         zero_blocks=stats.zero_blocks,
-        changed_blocks=stats.changed_blocks if parent else None,
         duration_seconds=time.monotonic() - started,
     )
 
@@ -270,8 +273,13 @@ def restore(
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     master_key: str | bytes | None = None,
+    sync: bool = False,
 ) -> RestoreResult:
-    """Write the data of `point_id` to `target` (a file, created or replaced, or a device)."""
+    """Write the data of `point_id` to `target` (a file, created or replaced, or a device).
+
+    A device target is always flushed (fsync) before returning; a file target only with `sync`,
+    like borg and restic, which leave that flush to the operating system.
+    """
     started = time.monotonic()
     _check_point_id(point_id)
     repo = Repository.open(repo_path)
@@ -290,7 +298,7 @@ def restore(
         if _is_block_device(target):
             _restore_to_device(repo, meta, keys, table, target, run, cancel)
         else:
-            _restore_to_file(repo, meta, keys, table, target, run, cancel)
+            _restore_to_file(repo, meta, keys, table, target, run, cancel, sync)
         run.finish()
     return RestoreResult(point_id, target, size, time.monotonic() - started)
 
@@ -318,7 +326,7 @@ def _restore_to_device(repo, meta, keys, table, target, run, cancel) -> None:
         os.close(fd)
 
 
-def _restore_to_file(repo, meta, keys, table, target, run, cancel) -> None:
+def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None:
     """Restore into a temp file beside `target` and rename it: a failed restore leaves the old
     target untouched, and all-zero blocks stay holes (a sparse file)."""
     directory, name = os.path.split(target)
@@ -341,12 +349,14 @@ def _restore_to_file(repo, meta, keys, table, target, run, cancel) -> None:
                 repo, table, meta["source_size"], meta["block_size"], keys, fd, True, run, cancel
             )
             os.ftruncate(fd, meta["source_size"])
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.chmod(tmp, 0o600)
         os.replace(tmp, target)
-        fsync_dir(directory)
+        if sync:
+            fsync_dir(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -368,7 +378,7 @@ def verify(
 ) -> VerifyReport:
     """Check point files and the objects they need; with `read_data`, decode every object.
 
-    Problems are collected (each names the point or object), not raised: the report says all.
+    Problems are collected (each names the point, or the object and its pack), not raised.
     """
     repo = Repository.open(repo_path)
     report = VerifyReport(read_data=read_data)
@@ -402,8 +412,8 @@ def verify(
     # A point deleted by a concurrent prune while we read it is not a problem of the repository.
     report.problems = [p for pid, p in problems_by_point if repo.point_path(pid).exists()]
     if point_id is None:
-        referenced = seen
-        report.unreferenced_objects = sum(1 for oid in repo.object_ids() if oid not in referenced)
+        referenced = {entry[32:48] for entry in seen}
+        report.unreferenced_packs = sum(1 for pack in repo.pack_ids() if pack not in referenced)
     return report
 
 
@@ -418,27 +428,26 @@ def _verify_point(repo, point_id, keys_for, read_data, seen, pool, report) -> li
     report.points_checked += 1
     problems = []
 
-    def check(oid: bytes, length: int) -> str | None:
-        name = oid.hex()
+    def check(entry: bytes, length: int) -> str | None:
+        oid, pack_id, offset, record_length = ENTRY.unpack(entry)
+        if not read_data:
+            problem = repo.record_is_sound(oid, pack_id, offset, record_length)
+            return problem and f"{problem.rstrip('.')}; needed by point {point_id}."
         try:
-            if read_data:
-                decode_object(repo.read_object(oid), oid, keys, length)
-            elif not repo.object_is_sound(oid):
-                if not repo.object_path(oid).exists():
-                    return f"Object {name} needed by point {point_id} is missing."
-                return f"Object {name} needed by point {point_id} is truncated or damaged."
+            record = repo.read_record(oid, pack_id, offset, record_length)
+            decode_object(record, oid, keys, length)
         except DataCorrupted as error:
-            return f"{error} (needed by point {point_id})".replace(". (", " (") + "."
+            return f"{str(error).rstrip('.')} (pack {pack_id.hex()}); needed by point {point_id}."
         return None
 
     futures = []
     size, block_size = meta["source_size"], meta["block_size"]
-    for index, oid in enumerate(iter_table(path)):
-        if oid == ZERO_ID or oid in seen:
+    for index, entry in enumerate(iter_table(path)):
+        if entry == ZERO_ENTRY or entry in seen:
             continue
-        seen.add(oid)
+        seen.add(entry)
         length = min(block_size, size - index * block_size)
-        futures.append(pool.submit(check, oid, length))
+        futures.append(pool.submit(check, entry, length))
         if len(futures) >= 64:
             problems += _collect(futures, report)
     problems += _collect(futures, report)
@@ -500,27 +509,28 @@ def _collect_garbage(repo: Repository, job: str, keep: int, report: PruneReport)
     live: set[bytes] = set()
     for point_id in repo.point_ids():
         try:
-            live.update(iter_table(repo.point_path(point_id)))
+            live.update(entry[32:48] for entry in iter_table(repo.point_path(point_id)))
         except (DataCorrupted, PointNotFound) as error:
             raise DataCorrupted(
-                f"Point file {point_id} is unreadable, so prune cannot tell which objects it "
-                f"needs and deleted no objects ({error}).",
+                f"Point file {point_id} is unreadable, so prune cannot tell which packs it "
+                f"needs and deleted no data ({error}).",
                 point_id,
             ) from None
     for directory in live_operations:
         with contextlib.suppress(FileNotFoundError):
             journal = (directory / "refs").read_bytes()
             live.update(
-                journal[start : start + ID_SIZE] for start in range(0, len(journal), ID_SIZE)
+                journal[start : start + PACK_ID_SIZE]
+                for start in range(0, len(journal), PACK_ID_SIZE)
             )
-    for oid in list(repo.object_ids()):
-        if oid in live:
+    for pack_id in list(repo.pack_ids()):
+        if pack_id in live:
             continue
-        path = repo.object_path(oid)
+        path = repo.pack_path(pack_id)
         with contextlib.suppress(FileNotFoundError):
             size = path.stat().st_size
             path.unlink()
-            report.removed_objects += 1
+            report.removed_packs += 1
             report.freed_bytes += size
 
 

@@ -100,10 +100,11 @@ def backup(repo, job, source, mode, compression, encryption, rate_limit_mbps, ex
 @click.option(
     "--target", required=True, type=click.Path(), help="File (created/replaced) or device."
 )
-def restore(repo, point_id, target):
+@click.option("--sync", is_flag=True, help="Flush a file target to disk before exiting.")
+def restore(repo, point_id, target, sync):
     """Write a recovery point's data to a file or device."""
     with _progress_bar("restore") as bar:
-        result = api.restore(repo, point_id, target, progress=bar)
+        result = api.restore(repo, point_id, target, progress=bar, sync=sync)
     click.echo(
         f"restored point {result.point_id} to {result.target} "
         f"({_human(result.bytes_restored)} in {result.duration_seconds:.1f} s)"
@@ -146,7 +147,7 @@ def verify(repo, point_id, read_data):
     click.echo(
         f"checked {report.points_checked} points and {report.objects_checked} objects"
         f"{' (data read)' if read_data else ''}: {len(report.problems)} problems, "
-        f"{report.unreferenced_objects} unreferenced objects (prune removes them)"
+        f"{report.unreferenced_packs} unreferenced packs (prune removes them)"
     )
     if not report.ok:
         raise EngineError(f"Verify found {len(report.problems)} problems in the repository.")
@@ -165,7 +166,7 @@ def prune(repo, job, keep):
         click.echo(f"kept point {point_id}: it is being restored")
     click.echo(
         f"kept {len(report.kept)} points; removed {len(report.removed_points)} points and "
-        f"{report.removed_objects} objects ({_human(report.freed_bytes)})"
+        f"{report.removed_packs} packs ({_human(report.freed_bytes)})"
     )
 
 

@@ -1,6 +1,6 @@
 """Stored objects: one block of data, compressed, maybe encrypted, named by its content.
 
-Object file (all integers big-endian):
+Objects live inside pack files (see `workers.engine.packs`). One object record:
 
     offset size  field
     0      4     magic b"ZDMO"
@@ -9,10 +9,11 @@ Object file (all integers big-endian):
     6      1     flags: bit 0 = payload encrypted
     7      1     reserved, 0
     8      4     plain length (bytes of the block)
-    12     4     payload length (bytes following the header)
-    16     ...   payload: the compressed block, or, when encrypted,
+    12     4     payload length (bytes after the id)
+    16     32    object id
+    48     ...   payload: the compressed block, or, when encrypted,
                  nonce (12) + AES-256-GCM(compressed block) + tag (16),
-                 with the 16 header bytes and the 32-byte object id as associated data.
+                 with the first 48 record bytes (header and id) as associated data.
 
 Object id (32 bytes, shown as 64 hex characters): SHA-256(codec byte + plain block) for plain
 objects, HMAC-SHA256(id key, codec byte + plain block) for encrypted ones, so the names of
@@ -37,6 +38,7 @@ MAGIC = b"ZDMO"
 VERSION = 1
 HEADER = struct.Struct(">4sBBBBII")
 HEADER_SIZE = HEADER.size  # 16
+RECORD_PREFIX = HEADER_SIZE + 32  # header + object id
 FLAG_ENCRYPTED = 1
 ID_SIZE = 32
 ZERO_ID = bytes(ID_SIZE)  # the table entry of an all-zero block; no object is stored
@@ -83,14 +85,15 @@ class ObjectCodec:
         return object_id(self.codec, block, self.keys)
 
     def encode(self, oid: bytes, block: bytes) -> bytes:
+        """The object record of `block` (header, id, payload)."""
         payload = _compress(self.codec, block)
         if self.keys is None:
             header = HEADER.pack(MAGIC, VERSION, self.codec, 0, 0, len(block), len(payload))
-            return header + payload
+            return header + oid + payload
         size = 12 + len(payload) + 16
-        header = HEADER.pack(MAGIC, VERSION, self.codec, FLAG_ENCRYPTED, 0, len(block), size)
+        prefix = HEADER.pack(MAGIC, VERSION, self.codec, FLAG_ENCRYPTED, 0, len(block), size) + oid
         nonce = secrets.token_bytes(12)
-        return header + nonce + self._aead.encrypt(nonce, payload, header + oid)
+        return prefix + nonce + self._aead.encrypt(nonce, payload, prefix)
 
 
 def object_id(codec: int, block: bytes, keys: RepositoryKeys | None) -> bytes:
@@ -103,28 +106,30 @@ def object_id(codec: int, block: bytes, keys: RepositoryKeys | None) -> bytes:
     return mac.digest()
 
 
-def parse_header(raw: bytes, name: str) -> tuple[int, int, int, int]:
-    """(codec, flags, plain length, payload length) of an object header, or DataCorrupted."""
-    if len(raw) < HEADER_SIZE:
-        raise DataCorrupted(f"Object {name} is truncated (no complete header).", name)
+def parse_prefix(raw: bytes, oid: bytes) -> tuple[int, int, int, int]:
+    """(codec, flags, plain length, payload length) of a record that should hold `oid`."""
+    name = oid.hex()
+    if len(raw) < RECORD_PREFIX:
+        raise DataCorrupted(f"Object {name} is truncated.", name)
     magic, version, codec, flags, _, plain_len, payload_len = HEADER.unpack_from(raw)
     if magic != MAGIC or version != VERSION or codec not in CODEC_NAMES:
         raise DataCorrupted(f"Object {name} has a damaged header.", name)
+    if raw[HEADER_SIZE:RECORD_PREFIX] != oid:
+        raise DataCorrupted(
+            f"Object {name} is not where its point says (another id is there).", name
+        )
     return codec, flags, plain_len, payload_len
 
 
 def decode_object(
-    blob: bytes, oid: bytes, keys: RepositoryKeys | None, expected_length: int | None = None
+    record: bytes, oid: bytes, keys: RepositoryKeys | None, expected_length: int | None = None
 ) -> bytes:
-    """The plain block stored in `blob`, checked against its id; DataCorrupted names the object."""
+    """The plain block stored in `record`, checked against its id; DataCorrupted names it."""
     name = oid.hex()
-    codec, flags, plain_len, payload_len = parse_header(blob, name)
-    if len(blob) != HEADER_SIZE + payload_len:
-        raise DataCorrupted(
-            f"Object {name} is {len(blob)} bytes long instead of {HEADER_SIZE + payload_len}.",
-            name,
-        )
-    payload = memoryview(blob)[HEADER_SIZE:]
+    codec, flags, plain_len, payload_len = parse_prefix(record, oid)
+    if len(record) != RECORD_PREFIX + payload_len:
+        raise DataCorrupted(f"Object {name} is truncated or has a damaged length.", name)
+    payload = memoryview(record)[RECORD_PREFIX:]
     encrypted = bool(flags & FLAG_ENCRYPTED)
     if encrypted:
         if keys is None:
@@ -134,7 +139,7 @@ def decode_object(
 
         try:
             payload = AESGCM(keys.data_key).decrypt(
-                bytes(payload[:12]), bytes(payload[12:]), bytes(blob[:HEADER_SIZE]) + oid
+                bytes(payload[:12]), bytes(payload[12:]), bytes(record[:RECORD_PREFIX])
             )
         except InvalidTag:
             raise DataCorrupted(

@@ -5,12 +5,16 @@ Layout (integers big-endian):
     offset        size     field
     0             8        magic b"ZDMPOINT"
     8             4        format version (1)
-    12            4        record size (32)
-    16            32 * N   block table: one object id per block, ZERO_ID for an all-zero block
+    12            4        table entry size (64)
+    16            64 * N   block table, one entry per block (below)
     16 + 32N      L        metadata, UTF-8 JSON (job, kind, mode, sizes, ...)
     end - 40      8        L
     end - 32      32       checksum of every byte before it: SHA-256, or for encrypted points
                            HMAC-SHA256 keyed by the repository id key
+
+Table entry (64 bytes): object id (32), pack id (16), offset of the object record in the pack
+(u64), record length (u32), reserved (4 zero bytes). An all-zero block has an all-zero entry
+and no object: zero regions cost 64 bytes per block and are restored as holes.
 
 The table comes first so it can be streamed to disk while the backup runs, and streamed back
 (bounded memory) by restores and by the next incremental backup.
@@ -29,13 +33,15 @@ from pathlib import Path
 
 from workers.engine.errors import DataCorrupted, PointNotFound
 from workers.engine.keys import RepositoryKeys
-from workers.engine.objects import ID_SIZE
 from workers.engine.repository import _write_all, write_limited
 
 MAGIC = b"ZDMPOINT"
 VERSION = 1
 PREFIX = struct.Struct(">8sII")
 FOOTER = struct.Struct(">Q32s")
+ENTRY = struct.Struct(">32s16sQI4x")
+ENTRY_SIZE = ENTRY.size  # 64
+ZERO_ENTRY = bytes(ENTRY_SIZE)
 _BUFFER = 1 << 20
 
 
@@ -82,7 +88,7 @@ class PointWriter:
         self._limiter = limiter
         self._buffer = bytearray()
         self.size = 0
-        self._emit(PREFIX.pack(MAGIC, VERSION, ID_SIZE))
+        self._emit(PREFIX.pack(MAGIC, VERSION, ENTRY_SIZE))
 
     def _emit(self, data: bytes) -> None:
         self._buffer += data
@@ -95,8 +101,8 @@ class PointWriter:
         self.size += len(self._buffer)
         self._buffer = bytearray()
 
-    def add(self, oid: bytes) -> None:
-        self._emit(oid)
+    def add(self, entry: bytes) -> None:
+        self._emit(entry)
 
     def finish(self, meta: dict) -> None:
         encoded = json.dumps(meta, sort_keys=True).encode()
@@ -135,9 +141,9 @@ def read_meta(path: Path) -> dict:
         raise PointNotFound(f"Recovery point {name} does not exist.") from None
     except (ValueError, UnicodeDecodeError, struct.error):
         raise DataCorrupted(f"Point file {name} is damaged (unreadable metadata).", name) from None
-    if magic != MAGIC or version != VERSION or record != ID_SIZE:
+    if magic != MAGIC or version != VERSION or record != ENTRY_SIZE:
         raise DataCorrupted(f"Point file {name} is damaged (bad header).", name)
-    expected = PREFIX.size + meta.get("block_count", -1) * ID_SIZE + length + FOOTER.size
+    expected = PREFIX.size + meta.get("block_count", -1) * ENTRY_SIZE + length + FOOTER.size
     if expected != size or meta.get("id") != name:
         raise DataCorrupted(f"Point file {name} is damaged (sizes do not agree).", name)
     return meta
@@ -163,9 +169,9 @@ def check_point_file(path: Path, keys: RepositoryKeys | None) -> None:
 
 
 def iter_table(path: Path) -> Iterator[bytes]:
-    """The point's object ids in block order, read in bounded chunks."""
+    """The point's table entries in block order, read in bounded chunks."""
     meta = read_meta(path)
-    remaining = meta["block_count"] * ID_SIZE
+    remaining = meta["block_count"] * ENTRY_SIZE
     with open(path, "rb") as handle:
         handle.seek(PREFIX.size)
         while remaining > 0:
@@ -173,5 +179,5 @@ def iter_table(path: Path) -> Iterator[bytes]:
             if not chunk:
                 raise DataCorrupted(f"Point file {path.name} is truncated.", path.name)
             remaining -= len(chunk)
-            for start in range(0, len(chunk), ID_SIZE):
-                yield chunk[start : start + ID_SIZE]
+            for start in range(0, len(chunk), ENTRY_SIZE):
+                yield chunk[start : start + ENTRY_SIZE]

@@ -1,4 +1,4 @@
-"""The repository on disk: its layout, configuration, keys, locks and running operations.
+"""The repository on disk: its layout, configuration, keys, packs, locks and running operations.
 
 See docs/repository-format.md for the format and the reasoning behind the lock protocol.
 """
@@ -21,11 +21,15 @@ from pathlib import Path
 from workers.engine import locking
 from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing
 from workers.engine.keys import RepositoryKeys, unwrap_keys, wrap_keys
-from workers.engine.objects import HEADER_SIZE, parse_header
+from workers.engine.objects import RECORD_PREFIX, parse_prefix
 
 FORMAT = 1
-DEFAULT_BLOCK_SIZE = 256 * 1024
-WRITE_PIECE = 64 * 1024
+DEFAULT_BLOCK_SIZE = 512 * 1024
+PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this size
+PACK_MAGIC = b"ZDMPACK1"
+PACK_ID_SIZE = 16
+WRITE_PIECE = 1024 * 1024
+EARLY_WRITEBACK = True
 
 
 def _write_all(fd: int, data) -> None:
@@ -80,16 +84,38 @@ def _write_file_atomically(path: Path, data: bytes, exclusive: bool) -> bool:
 
 
 _libc = None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _libc_handle():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        if hasattr(_libc, "sync_file_range"):
+            _libc.sync_file_range.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_uint,
+            ]
+    return _libc
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing `fd` to disk now, without waiting, so the final sync of a
+    backup finds little left to do (the disk works while the CPUs compress)."""
+    if EARLY_WRITEBACK:
+        function = getattr(_libc_handle(), "sync_file_range", None)
+        if function is not None:
+            function(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def _syncfs(path: Path) -> None:
     """Make everything written on the repository's filesystem durable, in one call."""
-    global _libc
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc is None:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        if getattr(_libc, "syncfs", None) is None or _libc.syncfs(fd) != 0:
+        libc = _libc_handle()
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
             os.sync()
     finally:
         os.close(fd)
@@ -143,14 +169,14 @@ class RepositoryLock:
 
 
 class Repository:
-    """A repository directory: `config`, `keys`, `data/`, `points/`, `tmp/`, `lock`, `turnstile`."""
+    """A repository: `config`, `keys`, `packs/`, `points/`, `tmp/`, `lock`, `turnstile`."""
 
     def __init__(self, root: Path, config: dict):
         self.root = root
         self.config = config
         self.repository_id: str = config["repository_id"]
         self.block_size: int = config["block_size"]
-        self.data_dir = root / "data"
+        self.packs_dir = root / "packs"
         self.points_dir = root / "points"
         self.tmp_dir = root / "tmp"
 
@@ -182,7 +208,7 @@ class Repository:
             for name in ("points", "tmp"):
                 (root / name).mkdir(exist_ok=True)
             for prefix in range(256):
-                (root / "data" / f"{prefix:02x}").mkdir(parents=True, exist_ok=True)
+                (root / "packs" / f"{prefix:02x}").mkdir(parents=True, exist_ok=True)
             config = {
                 "kind": "zdm-repository",
                 "format": FORMAT,
@@ -199,9 +225,9 @@ class Repository:
         return cls.open(root)
 
     # --- names -----------------------------------------------------------------------------
-    def object_path(self, oid: bytes) -> Path:
-        name = oid.hex()
-        return self.data_dir / name[:2] / name
+    def pack_path(self, pack_id: bytes) -> Path:
+        name = pack_id.hex()
+        return self.packs_dir / name[:2] / name
 
     def point_path(self, point_id: str) -> Path:
         return self.points_dir / point_id
@@ -212,13 +238,13 @@ class Repository:
         except FileNotFoundError:
             raise NotARepository(f"{self.root} has no points directory.") from None
 
-    def object_ids(self):
-        """Every object id present under data/ (a generator; the set may be large)."""
-        for prefix in os.scandir(self.data_dir):
+    def pack_ids(self):
+        """Every pack id present under packs/ (a generator)."""
+        for prefix in os.scandir(self.packs_dir):
             if not prefix.is_dir():
                 continue
             for entry in os.scandir(prefix.path):
-                if len(entry.name) == 64 and not entry.name.startswith("."):
+                if len(entry.name) == 2 * PACK_ID_SIZE and not entry.name.startswith("."):
                     with contextlib.suppress(ValueError):
                         yield bytes.fromhex(entry.name)
 
@@ -241,39 +267,54 @@ class Repository:
         return unwrap_keys(master, record, self.repository_id)
 
     # --- objects ---------------------------------------------------------------------------
-    def read_object(self, oid: bytes) -> bytes:
+    def read_record(self, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:
+        """The object record at `offset` of a pack; ObjectMissing/DataCorrupted name both."""
+        name, pack = oid.hex(), pack_id.hex()
         try:
-            with open(self.object_path(oid), "rb") as handle:
-                return handle.read()
+            fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
         except FileNotFoundError:
-            name = oid.hex()
             raise ObjectMissing(
-                f"Object {name} is missing from the repository (data/{name[:2]}/{name}).", name
+                f"Object {name} is missing: its pack {pack} is not in the repository.", name
             ) from None
+        try:
+            record = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(record) != length:
+            raise DataCorrupted(
+                f"Object {name} is truncated: pack {pack} ends before offset {offset + length}.",
+                name,
+            )
+        return record
 
-    def object_is_sound(self, oid: bytes) -> bool:
-        """True when the object exists and its size agrees with its header (a cheap check)."""
+    def record_is_sound(self, oid: bytes, pack_id: bytes, offset: int, length: int) -> str | None:
+        """A cheap check (header, id and sizes, no data read): None, or what is wrong."""
+        name, pack = oid.hex(), pack_id.hex()
         try:
-            fd = os.open(self.object_path(oid), os.O_RDONLY)
+            fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
         except FileNotFoundError:
-            return False
+            return f"Object {name} is missing: its pack {pack} is not in the repository."
         try:
-            header = os.pread(fd, HEADER_SIZE, 0)
+            prefix = os.pread(fd, RECORD_PREFIX, offset)
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
+        if size < offset + length:
+            return f"Object {name} is truncated: pack {pack} ends before offset {offset + length}."
         try:
-            _, _, _, payload_len = parse_header(header, oid.hex())
-        except DataCorrupted:
-            return False
-        return size == HEADER_SIZE + payload_len
+            _, _, _, payload_len = parse_prefix(prefix, oid)
+        except DataCorrupted as error:
+            return f"{str(error).rstrip('.')} (in pack {pack})."
+        if RECORD_PREFIX + payload_len != length:
+            return f"Object {name} has a damaged length (in pack {pack})."
+        return None
 
     def sync(self) -> None:
         _syncfs(self.root)
 
     # --- operations and leftovers ----------------------------------------------------------
-    def start_operation(self, kind: str) -> Operation:
-        return Operation(self, kind)
+    def start_operation(self, kind: str, limiter=None) -> Operation:
+        return Operation(self, kind, limiter)
 
     def lock(self) -> RepositoryLock:
         return RepositoryLock(self.root)
@@ -330,16 +371,45 @@ class Repository:
             os.close(fd)
 
 
+class PackWriter:
+    """Appends object records to one pack in the operation's working directory."""
+
+    def __init__(self, op: Operation):
+        self.op = op
+        self.pack_id = secrets.token_bytes(PACK_ID_SIZE)
+        op.register_pack(self.pack_id)
+        self.tmp = op.dir / f"pack-{self.pack_id.hex()}"
+        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.size = 0
+        self._write(PACK_MAGIC)
+
+    def _write(self, data: bytes) -> None:
+        write_limited(self._fd, data, self.op.limiter)
+        self.size += len(data)
+
+    def append(self, record: bytes) -> tuple[bytes, int]:
+        offset = self.size
+        self._write(record)
+        return self.pack_id, offset
+
+    def close(self) -> None:
+        """Finish the pack: start its writeback and give it its place under packs/."""
+        start_writeback(self._fd)
+        os.close(self._fd)
+        os.rename(self.tmp, self.op.repo.pack_path(self.pack_id))
+
+
 class Operation:
-    """One running backup or restore: a working directory under tmp/ and the claims it made.
+    """One running backup or restore: a working directory under tmp/ and the packs it needs.
 
     The owner holds an exclusive flock on `tmp/<id>.lock` for its whole life; anyone who can take
     that lock knows the owner is dead and may delete `tmp/<id>/`. The lock file is locked before it
     gets its visible name, so a live operation is never mistaken for a dead one.
     """
 
-    def __init__(self, repo: Repository, kind: str):
+    def __init__(self, repo: Repository, kind: str, limiter=None):
         self.repo = repo
+        self.limiter = limiter
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.id = f"{kind}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
         self.dir = repo.tmp_dir / self.id
@@ -353,37 +423,58 @@ class Operation:
         self._lock = repo.lock()
         self._mutex = threading.Lock()
         self._refs_fd = os.open(self.dir / "refs", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._counter = 0
+        self._claimed: dict[bytes, bool] = {}
+        self._writers: dict[int, PackWriter] = {}
+        self._open_writers: list[PackWriter] = []
         self.closed = False
 
-    def claim(self, oid: bytes) -> bool:
-        """Record that this operation needs `oid`; True when a sound copy is already stored.
-
-        The record is made under the shared repository lock, before the existence check, so a
-        collector (exclusive lock) either sees the record and keeps the object, or ran before
-        the check and the caller finds the object missing and writes it.
-        """
+    def _journal(self, pack_id: bytes, check: bool) -> bool:
         with self._mutex:
+            known = self._claimed.get(pack_id)
+            if known is not None:
+                return known
             self._lock.shared()
             try:
-                _write_all(self._refs_fd, oid)
-                return self.repo.object_is_sound(oid)
+                _write_all(self._refs_fd, pack_id)
+                present = self.repo.pack_path(pack_id).exists() if check else True
             finally:
                 self._lock.release()
+            self._claimed[pack_id] = present
+            return present
 
-    def temp_path(self, stem: str) -> Path:
-        with self._mutex:
-            self._counter += 1
-            return self.dir / f"{stem}-{self._counter}"
+    def claim_pack(self, pack_id: bytes) -> bool:
+        """Record that this operation needs an existing pack; True when it is there.
 
-    def write_object(self, oid: bytes, blob: bytes, limiter=None) -> None:
-        tmp = self.temp_path("object")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            write_limited(fd, blob, limiter)
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.repo.object_path(oid))
+        The record is made under the shared repository lock, before the existence check, so a
+        collector (exclusive lock) either sees the record and keeps the pack, or ran before the
+        check and the caller finds the pack missing and stores the data again.
+        """
+        return self._journal(pack_id, check=True)
+
+    def register_pack(self, pack_id: bytes) -> None:
+        """Record a pack this operation is about to create (so prune never deletes it)."""
+        self._journal(pack_id, check=False)
+
+    def store(self, record: bytes) -> tuple[bytes, int]:
+        """Append an object record to this thread's open pack: (pack id, offset)."""
+        key = threading.get_ident()
+        writer = self._writers.get(key)
+        if writer is None or writer.size >= PACK_TARGET_SIZE:
+            if writer is not None:
+                writer.close()
+                with self._mutex:
+                    self._open_writers.remove(writer)
+            writer = PackWriter(self)
+            with self._mutex:
+                self._writers[key] = writer
+                self._open_writers.append(writer)
+        return writer.append(record)
+
+    def close_packs(self) -> None:
+        for writer in self._open_writers:
+            writer.close()
+        self._open_writers.clear()
+        self._writers.clear()
 
     def mark_restoring(self, point_id: str) -> bool:
         """Protect `point_id` from prune while it is restored; False if it is already gone."""
@@ -392,7 +483,7 @@ class Operation:
             return self.repo.point_path(point_id).exists()
 
     def publish_point(self, tmp_point: Path, point_id: str) -> None:
-        """Make a finished point visible: objects durable first, then one rename."""
+        """Make a finished point visible: packs durable first, then one rename."""
         self.repo.sync()
         with self._mutex, self._lock.held():
             os.rename(tmp_point, self.repo.point_path(point_id))
