@@ -495,7 +495,7 @@ def _collect_garbage(repo: Repository, job: str, keep: int, report: PruneReport)
         with contextlib.suppress(FileNotFoundError):
             restoring.add((directory / "restoring").read_text().strip())
     points = _points_of(repo, job)
-    keep_ids = {meta["id"] for meta in points[len(points) - keep :]} if keep else set()
+    keep_ids = {meta["id"] for meta in points[max(0, len(points) - keep) :]} if keep else set()
     for meta in points:
         if meta["id"] in keep_ids:
             report.kept.append(meta["id"])
