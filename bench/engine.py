@@ -149,7 +149,9 @@ def main() -> int:
     def record(name: str, seconds: float, rss: int = 0, **extra) -> None:
         results[name] = {"seconds": seconds, "mib_per_s": size / MIB / seconds, "rss_kib": rss}
         results[name].update(extra)
-        log(f"{name:<28} {seconds:7.2f} s  {size / MIB / seconds:8.1f} MiB/s  rss {rss // 1024} MiB")
+        log(
+            f"{name:<28} {seconds:7.2f} s  {size / MIB / seconds:8.1f} MiB/s  rss {rss // 1024} MiB"
+        )
 
     # --- full backups -------------------------------------------------------------------
     original_sha = page_cache(image)
@@ -160,7 +162,9 @@ def main() -> int:
     )  # fmt: skip
     record("ours full lz4", seconds, rss, stored=tree_size(repo))
     if have_borg:
-        versions["borg"] = subprocess.run(["borg", "--version"], capture_output=True, text=True).stdout.strip()
+        versions["borg"] = subprocess.run(
+            ["borg", "--version"], capture_output=True, text=True
+        ).stdout.strip()
         borg_repo = out / "borg"
         run_measured(["borg", "init", "-e", "none", str(borg_repo)], borg_env)
         page_cache(image)
@@ -170,7 +174,9 @@ def main() -> int:
         )  # fmt: skip
         record("borg full lz4", seconds, rss, stored=tree_size(borg_repo))
     if have_restic:
-        versions["restic"] = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout.strip()
+        versions["restic"] = subprocess.run(
+            ["restic", "version"], capture_output=True, text=True
+        ).stdout.strip()
         restic_repo = out / "restic"
         run_measured(["restic", "init", "-q", "-r", str(restic_repo)], restic_env)
         page_cache(image)
@@ -253,7 +259,9 @@ def main() -> int:
         ("restore vs borg", ratio("ours restore", "borg restore"), 2.0),
         ("gzip full vs zlib-6", ratio("ours full gzip", "stdlib zlib level 6 (1 thread)"), 5.0),
     ]
-    print(f"image: {size // MIB} MiB from /usr/lib + /usr/share with a {size // 8 // MIB} MiB zero tail")
+    print(
+        f"image: {size // MIB} MiB from /usr/lib + /usr/share with a {size // 8 // MIB} MiB zero tail"
+    )
     print(f"versions: {versions}")
     print(f"{'run':<32} {'seconds':>8} {'MiB/s':>8} {'peak RSS':>9}  notes")
     for name, row in results.items():
@@ -265,7 +273,9 @@ def main() -> int:
         if "identical" in row:
             notes.append("byte-identical" if row["identical"] else "NOT IDENTICAL")
         rss = f"{row['rss_kib'] // 1024} MiB" if row["rss_kib"] else "-"
-        print(f"{name:<32} {row['seconds']:8.2f} {row['mib_per_s']:8.1f} {rss:>9}  {', '.join(notes)}")
+        print(
+            f"{name:<32} {row['seconds']:8.2f} {row['mib_per_s']:8.1f} {rss:>9}  {', '.join(notes)}"
+        )
     print()
     for name, value, goal in targets:
         if value is None:
@@ -274,10 +284,17 @@ def main() -> int:
             verdict = "met" if value >= goal else "NOT MET"
             print(f"{name:<24} {value:5.2f}x (target {goal}x: {verdict})")
     if "ours incremental lz4" in results and "restic incremental" in results:
-        ours, theirs = results["ours incremental lz4"]["added"], results["restic incremental"]["added"]
+        ours, theirs = (
+            results["ours incremental lz4"]["added"],
+            results["restic incremental"]["added"],
+        )
         verdict = "met" if ours <= theirs else "NOT MET"
-        print(f"{'incremental added bytes':<24} ours {ours / MIB:.2f} MiB vs restic {theirs / MIB:.2f} MiB ({verdict})")
-    (out / "results.json").write_text(json.dumps({"results": results, "versions": versions}, indent=1))
+        print(
+            f"{'incremental added bytes':<24} ours {ours / MIB:.2f} MiB vs restic {theirs / MIB:.2f} MiB ({verdict})"
+        )
+    (out / "results.json").write_text(
+        json.dumps({"results": results, "versions": versions}, indent=1)
+    )
     failed = [name for name, row in results.items() if row.get("identical") is False]
     if failed:
         print(f"restores not byte-identical: {failed}")

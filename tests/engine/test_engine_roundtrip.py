@@ -10,7 +10,9 @@ from tests.engine.helpers import BLOCK, MIB, scatter_writes, sha256, write_image
 from workers.engine import backup, list_points, restore, verify
 from workers.engine.objects import RECORD_PREFIX
 
-COMBINATIONS = list(itertools.product(["full", "incremental"], [None, "gzip", "lz4"], [None, "aes256"]))
+COMBINATIONS = list(
+    itertools.product(["full", "incremental"], [None, "gzip", "lz4"], [None, "aes256"])
+)
 
 
 @pytest.mark.parametrize(("mode", "compression", "encryption"), COMBINATIONS)
@@ -45,7 +47,10 @@ def _records(repo):
         offset = 8
         while offset < len(data):
             payload_len = struct.unpack_from(">I", data, offset + 12)[0]
-            yield data[offset : offset + 16], data[offset + RECORD_PREFIX : offset + RECORD_PREFIX + payload_len]
+            yield (
+                data[offset : offset + 16],
+                data[offset + RECORD_PREFIX : offset + RECORD_PREFIX + payload_len],
+            )
             offset += RECORD_PREFIX + payload_len
 
 
@@ -67,7 +72,9 @@ def test_lz4_objects_are_lz4_frames(image, repo):
         assert len(lz4.frame.decompress(payload)) <= BLOCK
 
 
-def test_encrypted_repository_reveals_neither_content_nor_content_hashes(tmp_path, repo, master_key):
+def test_encrypted_repository_reveals_neither_content_nor_content_hashes(
+    tmp_path, repo, master_key
+):
     import hashlib
 
     source = tmp_path / "secret.img"
