@@ -1,13 +1,14 @@
 """Benchmark of the backup engine against borg and restic (not a test; run it by hand).
 
-    python bench/engine.py [--size-mib 512] [--out bench/out] [--markdown]
+    python bench/engine.py [--size-mib 512] [--rounds 3] [--out bench/out]
 
 Builds a disk image from real files (a tar of /usr/lib and /usr/share, cut to 7/8 of the size,
 then a zero-filled tail), keeps it in the page cache, and times in one run:
 full backup (lz4), incremental after 64 scattered 64 KiB writes, restore, and a gzip full
-against single-threaded stdlib zlib level 6 on the same data. borg and restic come from
-Debian's packages: installed with apt-get when missing and running as root, otherwise skipped
-with a line saying so.
+against single-threaded stdlib zlib level 6 on the same data. Each round starts from a fresh
+copy of the image and fresh repositories; the table shows the median round. borg and restic
+come from Debian's packages: installed with apt-get when missing and running as root,
+otherwise skipped with a line saying so.
 """
 
 from __future__ import annotations
@@ -125,129 +126,136 @@ def zlib_baseline(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def one_round(out: Path, pristine: Path, size: int, tools: dict) -> dict[str, dict]:
+    """Every timed run once, on a fresh copy of the image and fresh repositories."""
+    out.mkdir(parents=True)
+    image = out / "image.img"
+    shutil.copyfile(pristine, image)
+    engine = [sys.executable, "-m", "workers.engine"]
+    engine_env = {"PYTHONPATH": str(ROOT)}
+    borg_env = {**BORG_ENV, "BORG_BASE_DIR": str(out / "borg-home")}
+    restic_env = {"RESTIC_PASSWORD": RESTIC_PASSWORD, "RESTIC_CACHE_DIR": str(out / "restic-cache")}
+    borg_create = ["borg", "create", "--compression", "lz4", "--chunker-params", "fixed,4194304"]
+    results: dict[str, dict] = {}
+
+    def timed(name: str, args: list, env: dict, cwd: Path, **extra) -> str:
+        page_cache(image)
+        seconds, rss, stdout = run_measured([str(a) for a in args], env, cwd)
+        results[name] = {"seconds": seconds, "rss_kib": rss, **extra}
+        log(f"  {name:<26} {seconds:6.2f} s  {size / MIB / seconds:7.1f} MiB/s")
+        return stdout
+
+    def ours_backup(repo: Path, mode: str, compression: str) -> str:
+        args = ["backup", "--repo", repo, "--job", "bench", "--source", image, "--mode", mode]
+        return engine + args + ["--compression", compression]
+
+    # full backups
+    repo = out / "ours-lz4"
+    timed("ours full lz4", ours_backup(repo, "full", "lz4"), engine_env, ROOT)
+    results["ours full lz4"]["stored"] = tree_size(repo)
+    if tools["borg"]:
+        borg_repo = out / "borg"
+        run_measured(["borg", "init", "-e", "none", str(borg_repo)], borg_env)
+        timed("borg full lz4", borg_create + [f"{borg_repo}::full", image], borg_env, out)
+        results["borg full lz4"]["stored"] = tree_size(borg_repo)
+    if tools["restic"]:
+        restic_repo = out / "restic"
+        run_measured(["restic", "init", "-q", "-r", str(restic_repo)], restic_env)
+        timed("restic full", ["restic", "-q", "-r", restic_repo, "backup", image], restic_env, out)
+        results["restic full"]["stored"] = tree_size(restic_repo)
+
+    # incremental after 64 scattered 64 KiB writes
+    scatter_writes(image)
+    changed_sha = page_cache(image)
+    before = tree_size(repo)
+    stdout = timed(
+        "ours incremental lz4", ours_backup(repo, "incremental", "lz4"), engine_env, ROOT
+    )
+    point = stdout.strip().splitlines()[-1]
+    results["ours incremental lz4"]["added"] = tree_size(repo) - before
+    if tools["borg"]:
+        before = tree_size(borg_repo)
+        timed("borg incremental lz4", borg_create + [f"{borg_repo}::incr", image], borg_env, out)
+        results["borg incremental lz4"]["added"] = tree_size(borg_repo) - before
+    if tools["restic"]:
+        before = tree_size(restic_repo)
+        timed("restic incremental", ["restic", "-q", "-r", restic_repo, "backup", image],
+              restic_env, out)  # fmt: skip
+        results["restic incremental"]["added"] = tree_size(restic_repo) - before
+
+    # restores of the incremental point
+    target = out / "restored-ours.img"
+    timed("ours restore", engine + ["restore", "--repo", repo, "--point", point, "--target",
+          target], engine_env, ROOT)  # fmt: skip
+    results["ours restore"]["identical"] = page_cache(target) == changed_sha
+    target.unlink()
+    if tools["borg"]:
+        borg_target = out / "borg-restore"
+        borg_target.mkdir()
+        timed("borg restore", ["borg", "extract", f"{borg_repo}::incr"], borg_env, borg_target)
+        restored = borg_target / str(image).lstrip("/")
+        results["borg restore"]["identical"] = page_cache(restored) == changed_sha
+        shutil.rmtree(borg_target)
+    if tools["restic"]:
+        restic_target = out / "restic-restore"
+        timed("restic restore", ["restic", "-q", "-r", restic_repo, "restore", "latest",
+              "--target", restic_target], restic_env, out)  # fmt: skip
+        restored = restic_target / str(image).lstrip("/")
+        results["restic restore"]["identical"] = page_cache(restored) == changed_sha
+        shutil.rmtree(restic_target)
+
+    # gzip full
+    gzip_repo = out / "ours-gzip"
+    timed("ours full gzip", ours_backup(gzip_repo, "full", "gzip"), engine_env, ROOT)
+    results["ours full gzip"]["stored"] = tree_size(gzip_repo)
+    shutil.rmtree(out)  # keep the disk (and its discard work) quiet for the next round
+    subprocess.run(["sync"], check=True)
+    return results
+
+
+def median_results(rounds: list[dict[str, dict]]) -> dict[str, dict]:
+    merged = {}
+    for name in rounds[0]:
+        rows = sorted((r[name] for r in rounds), key=lambda row: row["seconds"])
+        row = dict(rows[len(rows) // 2])
+        row["all_seconds"] = [r[name]["seconds"] for r in rounds]
+        row["rss_kib"] = max(r[name]["rss_kib"] for r in rounds)
+        if "identical" in row:
+            row["identical"] = all(r[name]["identical"] for r in rounds)
+        merged[name] = row
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3, help="Report the median of this many.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--markdown", action="store_true", help="Also print a Markdown table.")
     options = parser.parse_args()
     out = options.out.resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     size = options.size_mib * MIB
-    image = out / "image.img"
-    build_image(image, size)
-    have_borg = ensure_tool("borg", "borgbackup")
-    have_restic = ensure_tool("restic", "restic")
-    engine = [sys.executable, "-m", "workers.engine"]
-    engine_env = {"PYTHONPATH": str(ROOT)}
-    borg_env = {**BORG_ENV, "BORG_BASE_DIR": str(out / "borg-home")}
-    restic_env = {"RESTIC_PASSWORD": RESTIC_PASSWORD, "RESTIC_CACHE_DIR": str(out / "restic-cache")}
-    results: dict[str, dict] = {}
+    pristine = out / "pristine.img"
+    build_image(pristine, size)
+    tools = {"borg": ensure_tool("borg", "borgbackup"), "restic": ensure_tool("restic", "restic")}
     versions = {"python": sys.version.split()[0]}
+    for tool, command in (("borg", ["borg", "--version"]), ("restic", ["restic", "version"])):
+        if tools[tool]:
+            versions[tool] = subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
-    def record(name: str, seconds: float, rss: int = 0, **extra) -> None:
-        results[name] = {"seconds": seconds, "mib_per_s": size / MIB / seconds, "rss_kib": rss}
-        results[name].update(extra)
-        log(
-            f"{name:<28} {seconds:7.2f} s  {size / MIB / seconds:8.1f} MiB/s  rss {rss // 1024} MiB"
-        )
+    rounds = []
+    for number in range(options.rounds):
+        log(f"round {number + 1} of {options.rounds}")
+        rounds.append(one_round(out / f"round-{number + 1}", pristine, size, tools))
+    results = median_results(rounds)
+    page_cache(pristine)
+    seconds = zlib_baseline(pristine)
+    results["stdlib zlib level 6, 1 thread"] = {"seconds": seconds, "rss_kib": 0}
+    log(f"  stdlib zlib level 6          {seconds:6.2f} s")
+    for row in results.values():
+        row["mib_per_s"] = size / MIB / row["seconds"]
 
-    # --- full backups -------------------------------------------------------------------
-    original_sha = page_cache(image)
-    repo = out / "ours-lz4"
-    seconds, rss, text = run_measured(
-        engine + ["backup", "--repo", repo, "--job", "bench", "--source", image, "--mode", "full",
-                  "--compression", "lz4"], engine_env, ROOT,
-    )  # fmt: skip
-    record("ours full lz4", seconds, rss, stored=tree_size(repo))
-    if have_borg:
-        versions["borg"] = subprocess.run(
-            ["borg", "--version"], capture_output=True, text=True
-        ).stdout.strip()
-        borg_repo = out / "borg"
-        run_measured(["borg", "init", "-e", "none", str(borg_repo)], borg_env)
-        page_cache(image)
-        seconds, rss, _ = run_measured(
-            ["borg", "create", "--compression", "lz4", "--chunker-params", "fixed,4194304",
-             f"{borg_repo}::full", str(image)], borg_env, out,
-        )  # fmt: skip
-        record("borg full lz4", seconds, rss, stored=tree_size(borg_repo))
-    if have_restic:
-        versions["restic"] = subprocess.run(
-            ["restic", "version"], capture_output=True, text=True
-        ).stdout.strip()
-        restic_repo = out / "restic"
-        run_measured(["restic", "init", "-q", "-r", str(restic_repo)], restic_env)
-        page_cache(image)
-        seconds, rss, _ = run_measured(
-            ["restic", "-q", "-r", str(restic_repo), "backup", str(image)], restic_env, out
-        )
-        record("restic full", seconds, rss, stored=tree_size(restic_repo))
-
-    # --- incremental after 64 scattered 64 KiB writes -----------------------------------------
-    scatter_writes(image)
-    changed_sha = page_cache(image)
-    before = tree_size(repo)
-    seconds, rss, text = run_measured(
-        engine + ["backup", "--repo", repo, "--job", "bench", "--source", image, "--mode",
-                  "incremental", "--compression", "lz4"], engine_env, ROOT,
-    )  # fmt: skip
-    point = text.strip().splitlines()[-1]
-    record("ours incremental lz4", seconds, rss, added=tree_size(repo) - before)
-    if have_borg:
-        before_borg = tree_size(borg_repo)
-        page_cache(image)
-        seconds, rss, _ = run_measured(
-            ["borg", "create", "--compression", "lz4", "--chunker-params", "fixed,4194304",
-             f"{borg_repo}::incr", str(image)], borg_env, out,
-        )  # fmt: skip
-        record("borg incremental lz4", seconds, rss, added=tree_size(borg_repo) - before_borg)
-    if have_restic:
-        before_restic = tree_size(restic_repo)
-        page_cache(image)
-        seconds, rss, _ = run_measured(
-            ["restic", "-q", "-r", str(restic_repo), "backup", str(image)], restic_env, out
-        )
-        record("restic incremental", seconds, rss, added=tree_size(restic_repo) - before_restic)
-
-    # --- restores ------------------------------------------------------------------------
-    target = out / "restored-ours.img"
-    seconds, rss, _ = run_measured(
-        engine + ["restore", "--repo", repo, "--point", point, "--target", target], engine_env, ROOT
-    )
-    record("ours restore", seconds, rss, identical=page_cache(target) == changed_sha)
-    target.unlink()
-    if have_borg:
-        borg_target = out / "borg-restore"
-        borg_target.mkdir()
-        seconds, rss, _ = run_measured(
-            ["borg", "extract", f"{borg_repo}::incr"], borg_env, borg_target
-        )
-        restored = borg_target / str(image).lstrip("/")
-        record("borg restore", seconds, rss, identical=page_cache(restored) == changed_sha)
-        shutil.rmtree(borg_target)
-    if have_restic:
-        restic_target = out / "restic-restore"
-        seconds, rss, _ = run_measured(
-            ["restic", "-q", "-r", str(restic_repo), "restore", "latest", "--target",
-             str(restic_target)], restic_env, out,
-        )  # fmt: skip
-        restored = restic_target / str(image).lstrip("/")
-        record("restic restore", seconds, rss, identical=page_cache(restored) == changed_sha)
-        shutil.rmtree(restic_target)
-
-    # --- gzip -----------------------------------------------------------------------------
-    page_cache(image)
-    record("stdlib zlib level 6 (1 thread)", zlib_baseline(image))
-    gzip_repo = out / "ours-gzip"
-    seconds, rss, _ = run_measured(
-        engine + ["backup", "--repo", gzip_repo, "--job", "bench", "--source", image, "--mode",
-                  "full", "--compression", "gzip"], engine_env, ROOT,
-    )  # fmt: skip
-    record("ours full gzip", seconds, rss, stored=tree_size(gzip_repo))
-
-    # --- summary ---------------------------------------------------------------------------
     def ratio(ours: str, theirs: str) -> float | None:
         if ours in results and theirs in results:
             return results[theirs]["seconds"] / results[ours]["seconds"]
@@ -257,13 +265,15 @@ def main() -> int:
         ("full lz4 vs borg", ratio("ours full lz4", "borg full lz4"), 1.5),
         ("incremental vs borg", ratio("ours incremental lz4", "borg incremental lz4"), 2.0),
         ("restore vs borg", ratio("ours restore", "borg restore"), 2.0),
-        ("gzip full vs zlib-6", ratio("ours full gzip", "stdlib zlib level 6 (1 thread)"), 5.0),
+        ("gzip full vs zlib-6", ratio("ours full gzip", "stdlib zlib level 6, 1 thread"), 5.0),
     ]
     print(
-        f"image: {size // MIB} MiB from /usr/lib + /usr/share with a {size // 8 // MIB} MiB zero tail"
+        f"image: {size // MIB} MiB, tar of /usr/lib + /usr/share, {size // 8 // MIB} MiB zero tail"
     )
-    print(f"versions: {versions}")
-    print(f"{'run':<32} {'seconds':>8} {'MiB/s':>8} {'peak RSS':>9}  notes")
+    print(f"versions: {versions}; cpus: {os.cpu_count()}; median of {options.rounds} rounds")
+    print()
+    print("| run | seconds (median) | all rounds | MiB/s | peak RSS | notes |")
+    print("|---|---:|---|---:|---:|---|")
     for name, row in results.items():
         notes = []
         if "stored" in row:
@@ -273,28 +283,30 @@ def main() -> int:
         if "identical" in row:
             notes.append("byte-identical" if row["identical"] else "NOT IDENTICAL")
         rss = f"{row['rss_kib'] // 1024} MiB" if row["rss_kib"] else "-"
+        every = " / ".join(f"{s:.2f}" for s in row.get("all_seconds", [row["seconds"]]))
         print(
-            f"{name:<32} {row['seconds']:8.2f} {row['mib_per_s']:8.1f} {rss:>9}  {', '.join(notes)}"
+            f"| {name} | {row['seconds']:.2f} | {every} | {row['mib_per_s']:.0f} | {rss} "
+            f"| {', '.join(notes)} |"
         )
     print()
+    print("| target | measured | goal | verdict |")
+    print("|---|---:|---:|---|")
     for name, value, goal in targets:
         if value is None:
-            print(f"{name:<24} skipped (tool not available)")
+            print(f"| {name} | skipped (tool not available) | {goal}x | - |")
         else:
             verdict = "met" if value >= goal else "NOT MET"
-            print(f"{name:<24} {value:5.2f}x (target {goal}x: {verdict})")
+            print(f"| {name} | {value:.2f}x | {goal}x | {verdict} |")
     if "ours incremental lz4" in results and "restic incremental" in results:
-        ours, theirs = (
-            results["ours incremental lz4"]["added"],
-            results["restic incremental"]["added"],
-        )
+        ours = results["ours incremental lz4"]["added"]
+        theirs = results["restic incremental"]["added"]
         verdict = "met" if ours <= theirs else "NOT MET"
         print(
-            f"{'incremental added bytes':<24} ours {ours / MIB:.2f} MiB vs restic {theirs / MIB:.2f} MiB ({verdict})"
+            f"| incremental bytes added vs restic | {ours / MIB:.2f} MiB | "
+            f"<= {theirs / MIB:.2f} MiB | {verdict} |"
         )
-    (out / "results.json").write_text(
-        json.dumps({"results": results, "versions": versions}, indent=1)
-    )
+    report = {"results": results, "versions": versions, "rounds": rounds}
+    (out / "results.json").write_text(json.dumps(report, indent=1))
     failed = [name for name, row in results.items() if row.get("identical") is False]
     if failed:
         print(f"restores not byte-identical: {failed}")

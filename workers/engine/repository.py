@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import queue
 import secrets
 import shutil
 import threading
@@ -29,6 +30,7 @@ PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this siz
 PACK_MAGIC = b"ZDMPACK1"
 PACK_ID_SIZE = 16
 WRITE_PIECE = 1024 * 1024
+FLUSH_STEP = 4 * 1024 * 1024  # pack bytes handed to the flusher at a time
 EARLY_WRITEBACK = True
 
 
@@ -101,13 +103,40 @@ def _libc_handle():
     return _libc
 
 
-def start_writeback(fd: int) -> None:
-    """Ask the kernel to start writing `fd` to disk now, without waiting, so the final sync of a
-    backup finds little left to do (the disk works while the CPUs compress)."""
-    if EARLY_WRITEBACK:
-        function = getattr(_libc_handle(), "sync_file_range", None)
+class Flusher:
+    """A background thread that starts the writeback of finished pack ranges.
+
+    The final sync of a backup then finds little left to write: the disk works while the CPUs
+    hash and compress. sync_file_range only starts writeback (it does not wait and promises
+    nothing); durability still comes from the sync before a point is published.
+    """
+
+    def __init__(self):
+        function = getattr(_libc_handle(), "sync_file_range", None) if EARLY_WRITEBACK else None
+        self._function = function
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = None
         if function is not None:
-            function(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+            self._thread = threading.Thread(target=self._run, name="zdm-flush", daemon=True)
+            self._thread.start()
+
+    def submit(self, fd: int, offset: int, length: int) -> None:
+        if self._thread is not None:
+            self._queue.put((os.dup(fd), offset, length))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fd, offset, length = item
+            try:
+                self._function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _syncfs(path: Path) -> None:
@@ -381,11 +410,18 @@ class PackWriter:
         self.tmp = op.dir / f"pack-{self.pack_id.hex()}"
         self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.size = 0
+        self._flushed = 0
         self._write(PACK_MAGIC)
 
     def _write(self, data: bytes) -> None:
         write_limited(self._fd, data, self.op.limiter)
         self.size += len(data)
+        if self.size - self._flushed >= FLUSH_STEP:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.op.flusher.submit(self._fd, self._flushed, self.size - self._flushed)
+        self._flushed = self.size
 
     def append(self, record: bytes) -> tuple[bytes, int]:
         offset = self.size
@@ -394,7 +430,7 @@ class PackWriter:
 
     def close(self) -> None:
         """Finish the pack: start its writeback and give it its place under packs/."""
-        start_writeback(self._fd)
+        self._flush()
         os.close(self._fd)
         os.rename(self.tmp, self.op.repo.pack_path(self.pack_id))
 
@@ -426,6 +462,7 @@ class Operation:
         self._claimed: dict[bytes, bool] = {}
         self._writers: dict[int, PackWriter] = {}
         self._open_writers: list[PackWriter] = []
+        self.flusher = Flusher() if kind == "backup" else None
         self.closed = False
 
     def _journal(self, pack_id: bytes, check: bool) -> bool:
@@ -484,6 +521,7 @@ class Operation:
 
     def publish_point(self, tmp_point: Path, point_id: str) -> None:
         """Make a finished point visible: packs durable first, then one rename."""
+        self.flusher.close()
         self.repo.sync()
         with self._mutex, self._lock.held():
             os.rename(tmp_point, self.repo.point_path(point_id))
@@ -493,6 +531,8 @@ class Operation:
         if self.closed:
             return
         self.closed = True
+        if self.flusher is not None:
+            self.flusher.close()
         os.close(self._refs_fd)
         self._lock.close()
         shutil.rmtree(self.dir, ignore_errors=True)
