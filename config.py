@@ -46,6 +46,8 @@ class Config:
     ZDM_REPOSITORY_ROOTS = [
         p for p in os.environ.get("ZDM_REPOSITORY_ROOTS", "").split(":") if p.strip()
     ]
+    # A server whose agent has not been heard from for this long shows `online: false`.
+    ZDM_AGENT_OFFLINE_SECONDS = _int("ZDM_AGENT_OFFLINE_SECONDS", 60)
     ZDM_SMTP_URL = os.environ.get("ZDM_SMTP_URL", "")
     ZDM_MAIL_FROM = os.environ.get("ZDM_MAIL_FROM", "zdm@localhost")
 

@@ -9,6 +9,7 @@ import os
 import re
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -50,11 +51,28 @@ def fresh_database_url(tmp_path, worker_id):
 
 
 @pytest.fixture(scope="session")
-def app(database_url, tmp_path_factory):
+def redis_url(worker_id):
+    """A Redis database of this xdist worker's own (15 for gw0 or no xdist, 14 for gw1, ...)."""
+    base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    number = 15 - (int(worker_id[2:]) if worker_id.startswith("gw") else 0) % 12
+    return f"{base.rstrip('/')}/{number}"
+
+
+@pytest.fixture
+def broker(redis_url):
+    """The test's Redis database, emptied."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def app(database_url, redis_url):
     class TestConfig(config.Config):
         TESTING = True
         SQLALCHEMY_DATABASE_URI = database_url
-        REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+        REDIS_URL = redis_url
         ZDM_REPOSITORY_ROOTS = []
 
     application = create_app(TestConfig)

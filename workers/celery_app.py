@@ -35,7 +35,6 @@ celery_app.conf.beat_schedule = {
 }
 
 
-
 @worker_process_init.connect
 def _fresh_database_connections(**_kwargs):
     # A forked pool process must not share its parent's database connections.

@@ -6,9 +6,19 @@ from flask import Blueprint
 
 
 def register_blueprints(api) -> None:
-    from app.api import backups, centers, health, repositories, servers, tokens, users
+    from app.api import (
+        backups,
+        centers,
+        health,
+        repositories,
+        restores,
+        runs,
+        servers,
+        tokens,
+        users,
+    )
 
-    for module in (health, tokens, users, centers, servers, repositories, backups):
+    for module in (health, tokens, users, centers, servers, repositories, backups, runs, restores):
         api.register_blueprint(module.blp)
     api._app.register_blueprint(_swagger_ui_assets())
 

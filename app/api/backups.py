@@ -1,10 +1,12 @@
 """/api/v1/backups: register, list, show, change and delete backup jobs."""
 
 from flask.views import MethodView
+from sqlalchemy import select
 
 from app.api.blueprint import Blueprint
 from app.auth import secured
 from app.http import ok
+from app.models import BackupJob, RecoveryPoint, Run, Server
 from app.schemas.backups import (
     BackupCreateSchema,
     BackupDeleteArgsSchema,
@@ -15,8 +17,16 @@ from app.schemas.backups import (
     RegistrationFailureSchema,
     RegistrationSchema,
 )
-from app.schemas.common import ErrorEnvelopeSchema, envelope, list_of
-from app.services import jobs, lookup
+from app.schemas.common import ErrorEnvelopeSchema, PageArgsSchema, envelope, list_of
+from app.schemas.runs import (
+    HistoryArgsSchema,
+    JobStoppedSchema,
+    MonitoringSchema,
+    RecoveryPointSchema,
+    RunSchema,
+    RunStartedSchema,
+)
+from app.services import jobs, lookup, runs
 from app.services.pagination import paginate
 from app.services.registration import ensure_registered, register_backup_jobs
 
@@ -82,3 +92,122 @@ class BackupByRef(MethodView):
         view = jobs.job_view(job)
         jobs.delete_job(job, purge=args["purge"])
         return ok(view, "backup_deleted")
+
+
+# ---- schedule control, runs and recovery points (SPEC "The rest of /api/v1/backups") ----
+
+RunEnvelope = envelope(RunSchema, "RunEnvelope")
+
+
+@blp.route("/<ref>/start")
+class StartBackup(MethodView):
+    @secured(blp, "operator")
+    @blp.response(200, BackupJobEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="No future fire time")
+    def post(self, ref):
+        """Activate the job's schedule"""
+        job = lookup.find_job(ref)
+        runs.start_job(job)
+        return ok(jobs.job_view(job), "job_started")
+
+
+@blp.route("/<ref>/stop")
+class StopBackup(MethodView):
+    @secured(blp, "operator")
+    @blp.response(200, envelope(JobStoppedSchema, "JobStoppedEnvelope"))
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    def post(self, ref):
+        """Deactivate the schedule and cancel a queued or running run"""
+        job = lookup.find_job(ref)
+        canceled = runs.stop_job(job)
+        return ok({"canceledRuns": canceled, "backup": jobs.job_view(job)}, "job_stopped")
+
+
+@blp.route("/<ref>/run")
+class RunBackupNow(MethodView):
+    @secured(blp, "operator")
+    @blp.response(202, envelope(RunStartedSchema, "RunStartedEnvelope"))
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="A run is already going")
+    @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="Broker unavailable")
+    def post(self, ref):
+        """Run the job now (trigger `manual`)"""
+        run = runs.run_now(lookup.find_job(ref))
+        return ok({"runId": run.id, "run": runs.run_view(run)}, "run_queued", 202)
+
+
+@blp.route("/<ref>/runs")
+class BackupRuns(MethodView):
+    @secured(blp, "viewer")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, envelope(list_of(RunSchema, "RunList"), "RunListEnvelope"))
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    def get(self, args, ref):
+        """The job's runs, newest first"""
+        job = lookup.find_job(ref)
+        query = select(Run).where(Run.job_id == job.id).order_by(Run.id.desc())
+        items, pagination = paginate(query, args["page"], args["limit"])
+        return ok({"items": [runs.run_view(r) for r in items], "pagination": pagination})
+
+
+@blp.route("/<ref>/recovery-points")
+class BackupRecoveryPoints(MethodView):
+    @secured(blp, "viewer")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(
+        200,
+        envelope(list_of(RecoveryPointSchema, "RecoveryPointList"), "RecoveryPointListEnvelope"),
+    )
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    def get(self, args, ref):
+        """The job's recovery points, newest first"""
+        job = lookup.find_job(ref)
+        query = (
+            select(RecoveryPoint)
+            .where(RecoveryPoint.job_id == job.id)
+            .order_by(RecoveryPoint.id.desc())
+        )
+        items, pagination = paginate(query, args["page"], args["limit"])
+        return ok({"items": [runs.recovery_point_view(p) for p in items], "pagination": pagination})
+
+
+@blp.route("/histories")
+class BackupHistories(MethodView):
+    @secured(blp, "viewer")
+    @blp.arguments(HistoryArgsSchema, location="query")
+    @blp.response(200, envelope(list_of(RunSchema, "HistoryList"), "HistoryListEnvelope"))
+    def get(self, args):
+        """Runs of all jobs, newest first, with filters"""
+        query = select(Run).join(Run.job).join(BackupJob.server).order_by(Run.id.desc())
+        if "jobID" in args:
+            query = query.where(Run.job_id == args["jobID"])
+        if "jobName" in args:
+            query = query.where(BackupJob.name == args["jobName"])
+        if "server" in args:
+            ref = args["server"]
+            query = query.where(Server.id == int(ref) if ref.isdigit() else Server.name == ref)
+        if "state" in args:
+            query = query.where(Run.state == args["state"])
+        if "trigger" in args:
+            query = query.where(Run.trigger == args["trigger"])
+        items, pagination = paginate(query, args["page"], args["limit"])
+        return ok({"items": [runs.run_view(r) for r in items], "pagination": pagination})
+
+
+@blp.route("/monitoring/job/<ref>")
+class BackupMonitoring(MethodView):
+    @secured(blp, "viewer")
+    @blp.response(200, envelope(MonitoringSchema, "MonitoringEnvelope"))
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    def get(self, ref):
+        """Live progress of the job's current run (`run` is null when none is going)"""
+        job = lookup.find_job(ref)
+        current = runs.unfinished_run(job.id)
+        return ok(
+            {
+                "job": {"id": job.id, "name": job.name},
+                "status": job.status,
+                "run": runs.run_view(current) if current else None,
+            }
+        )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
@@ -9,7 +12,7 @@ from app.extensions import db
 from app.http import ApiError
 from app.models import BackupJob, Center, Partition, Repository, Server
 from app.services import lookup
-from app.timeutil import iso_utc
+from app.timeutil import iso_utc, utcnow
 
 
 def center_view(center: Center) -> dict:
@@ -31,10 +34,16 @@ def server_view(server: Server) -> dict:
         "name": server.name,
         "center": {"id": server.center.id, "name": server.center.name},
         "description": server.description,
-        "online": server.online,
+        "online": is_online(server),
         "lastSeen": iso_utc(server.last_seen),
         "partitions": [partition_view(p) for p in server.partitions],
     }
+
+
+def is_online(server: Server) -> bool:
+    """Online while its agent's heartbeat is fresh: a killed agent cannot say goodbye."""
+    fresh = utcnow() - timedelta(seconds=current_app.config["ZDM_AGENT_OFFLINE_SECONDS"])
+    return bool(server.online and server.last_seen and server.last_seen > fresh)
 
 
 def repository_view(repository: Repository) -> dict:

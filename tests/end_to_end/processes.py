@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def service_env(database_url: str, tmp_path: Path, **extra) -> dict:
+def service_env(database_url: str, tmp_path: Path, redis_url: str, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
         DATABASE_URL=database_url,
         ZDM_VAR_DIR=str(tmp_path / "var"),
-        REDIS_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        REDIS_URL=redis_url,
         PATH=f"{BIN}:{env.get('PATH', '')}",
         **extra,
     )

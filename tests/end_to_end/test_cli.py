@@ -7,8 +7,8 @@ from sqlalchemy import create_engine, text
 from tests.end_to_end.processes import flask_cli, service_env
 
 
-def test_init_create_user_and_token(fresh_database_url, tmp_path):
-    env = service_env(fresh_database_url, tmp_path, ZDM_PASSWORD="s3cret-pass")
+def test_init_create_user_and_token(fresh_database_url, tmp_path, redis_url):
+    env = service_env(fresh_database_url, tmp_path, redis_url, ZDM_PASSWORD="s3cret-pass")
 
     assert flask_cli(env, "zdm", "init").returncode == 0
     assert flask_cli(env, "zdm", "init").returncode == 0  # again: already at the newest schema
@@ -29,8 +29,8 @@ def test_init_create_user_and_token(fresh_database_url, tmp_path):
     assert hashes == [hashlib.sha256(token.stdout.strip().encode()).hexdigest()]
 
 
-def test_password_prompt_when_no_env(fresh_database_url, tmp_path):
-    env = service_env(fresh_database_url, tmp_path)
+def test_password_prompt_when_no_env(fresh_database_url, tmp_path, redis_url):
+    env = service_env(fresh_database_url, tmp_path, redis_url)
     flask_cli(env, "zdm", "init")
 
     created = flask_cli(
@@ -46,15 +46,15 @@ def test_password_prompt_when_no_env(fresh_database_url, tmp_path):
     assert created.returncode == 0, created.stderr
 
 
-def test_cli_errors_are_one_line_not_tracebacks(fresh_database_url, tmp_path):
-    env = service_env(fresh_database_url, tmp_path, ZDM_PASSWORD="s3cret-pass")
+def test_cli_errors_are_one_line_not_tracebacks(fresh_database_url, tmp_path, redis_url):
+    env = service_env(fresh_database_url, tmp_path, redis_url, ZDM_PASSWORD="s3cret-pass")
     flask_cli(env, "zdm", "init")
     flask_cli(env, "zdm", "create-user", "admin@example.com", "--role", "admin")
 
     again = flask_cli(env, "zdm", "create-user", "admin@example.com")
     missing = flask_cli(env, "zdm", "create-token", "ghost@example.com")
     short = flask_cli(
-        service_env(fresh_database_url, tmp_path, ZDM_PASSWORD="short"),
+        service_env(fresh_database_url, tmp_path, redis_url, ZDM_PASSWORD="short"),
         "zdm",
         "create-user",
         "x@example.com",

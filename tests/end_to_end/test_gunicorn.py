@@ -16,8 +16,8 @@ from tests.end_to_end.processes import BIN, ROOT, flask_cli, free_port, service_
 
 
 @pytest.fixture
-def service(fresh_database_url, tmp_path):
-    env = service_env(fresh_database_url, tmp_path, ZDM_PASSWORD="s3cret-pass")
+def service(fresh_database_url, tmp_path, redis_url):
+    env = service_env(fresh_database_url, tmp_path, redis_url, ZDM_PASSWORD="s3cret-pass")
     assert flask_cli(env, "zdm", "init").returncode == 0
     assert (
         flask_cli(env, "zdm", "create-user", "admin@example.com", "--role", "admin").returncode == 0

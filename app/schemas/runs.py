@@ -1,0 +1,96 @@
+"""Runs, recovery points and restores."""
+
+from marshmallow import fields, validate
+
+from app.models import RUN_STATES, RUN_TRIGGERS
+from app.schemas.backups import BackupJobSchema
+from app.schemas.common import AbsolutePath, Int, PageArgsSchema, StrictSchema
+
+
+class _JobRef(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class RunSchema(StrictSchema):
+    id = fields.Integer()
+    job = fields.Nested(_JobRef)
+    trigger = fields.String(metadata={"description": " | ".join(RUN_TRIGGERS)})
+    scheduledFor = fields.String()
+    state = fields.String(metadata={"description": " | ".join(RUN_STATES)})
+    startedAt = fields.String(allow_none=True)
+    finishedAt = fields.String(allow_none=True)
+    bytesRead = fields.Integer()
+    bytesWritten = fields.Integer()
+    bytesTotal = fields.Integer()
+    percent = fields.Float()
+    speed = fields.Integer(metadata={"description": "bytes per second"})
+    errorMessage = fields.String(allow_none=True)
+    log = fields.List(fields.String())
+
+
+class RunStartedSchema(StrictSchema):
+    runId = fields.Integer()
+    run = fields.Nested(RunSchema)
+
+
+class JobStoppedSchema(StrictSchema):
+    canceledRuns = fields.List(fields.Integer())
+    backup = fields.Nested(BackupJobSchema)
+
+
+class MonitoringSchema(StrictSchema):
+    job = fields.Nested(_JobRef)
+    status = fields.String()
+    run = fields.Nested(RunSchema, allow_none=True)
+
+
+class HistoryArgsSchema(PageArgsSchema):
+    jobID = fields.Integer()
+    jobName = fields.String()
+    server = fields.String()
+    state = fields.String(validate=validate.OneOf(RUN_STATES))
+    trigger = fields.String(validate=validate.OneOf(RUN_TRIGGERS))
+
+
+class RecoveryPointSchema(StrictSchema):
+    id = fields.Integer()
+    runId = fields.Integer(allow_none=True)
+    mode = fields.String()
+    createdAt = fields.String()
+    sourceSize = fields.Integer()
+    storedSize = fields.Integer()
+    compression = fields.String(allow_none=True)
+    encrypted = fields.Boolean()
+
+
+class RestoreCreateSchema(StrictSchema):
+    recoveryPoint = Int(required=True, metadata={"description": "Recovery point id"})
+    server = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "Server (id or name) whose agent restores"},
+    )
+    target = AbsolutePath(
+        required=True,
+        validate=validate.Length(min=2, max=1024),
+        metadata={
+            "description": "A file or device for block points, a directory for directory points"
+        },
+    )
+
+
+class RestoreSchema(StrictSchema):
+    id = fields.Integer()
+    recoveryPoint = fields.Integer(allow_none=True)
+    server = fields.Nested(_JobRef)
+    target = fields.String()
+    state = fields.String()
+    startedAt = fields.String(allow_none=True)
+    finishedAt = fields.String(allow_none=True)
+    bytesTotal = fields.Integer()
+    bytesRestored = fields.Integer()
+    percent = fields.Float()
+    speed = fields.Integer()
+    errorMessage = fields.String(allow_none=True)
+    log = fields.List(fields.String())
