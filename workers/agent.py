@@ -140,11 +140,14 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                mark_online(self.server_name, True)
-            except Exception as exc:  # the database may be briefly unavailable
-                log.warning("agent heartbeat failed: %s", exc)
+        from workers.celery_app import flask_app
+
+        with flask_app.app_context():
+            while not self.stopped.wait(self.interval):
+                try:
+                    mark_online(self.server_name, True)
+                except Exception as exc:  # the database may be briefly unavailable
+                    log.warning("agent heartbeat failed: %s", exc)
 
 
 _heartbeat: Heartbeat | None = None

@@ -8,14 +8,17 @@ heartbeat is older than the lease lost ("worker lost").
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-import time
 
+from flask import current_app
 from sqlalchemy import Table, select, update
 
 from app.extensions import db
 from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = float(os.environ.get("ZDM_RUN_LEASE_SECONDS", 60))
 HEARTBEAT_SECONDS = max(0.5, min(5.0, LEASE_SECONDS / 4))
@@ -28,6 +31,7 @@ class ProgressMonitor(threading.Thread):
         self.stopped = threading.Event()
         self.cancel_requested = threading.Event()
         self._latest = (0, 0, 0.0)
+        self.app = current_app._get_current_object()  # the thread needs its own app context
 
     # the engine's callbacks
     def progress(self, done: int, total: int, speed: float) -> None:
@@ -37,11 +41,12 @@ class ProgressMonitor(threading.Thread):
         return self.cancel_requested.is_set()
 
     def run(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_SECONDS):
-            try:
-                self.publish()
-            except Exception:  # a database hiccup must not kill the backup; retry next beat
-                time.sleep(0)
+        with self.app.app_context():
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                try:
+                    self.publish()
+                except Exception as exc:  # a database hiccup must not kill the backup
+                    log.warning("publishing progress failed: %s", exc)
 
     def publish(self) -> None:
         done, total, speed = self._latest

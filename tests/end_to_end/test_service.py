@@ -1,0 +1,386 @@
+"""The whole service in real processes: beat (two of them), the control worker and an agent
+on a real Redis and a real database, backing up a real image file and restoring it.
+
+Timing settings are shortened through the environment (lease 6 s, sweep every 2 s) so the
+scenarios of SPEC "Scheduling guarantees" play out in minutes.
+"""
+
+import hashlib
+import os
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+import config
+from app import create_app
+from app.extensions import db
+from app.models import BackupJob, RecoveryPoint, Run, Server
+from app.timeutil import utcnow
+from tests.conftest import _worker_database, bearer, make_user
+from tests.end_to_end.processes import (
+    Process,
+    celery,
+    flask_cli,
+    free_port,
+    service_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+SERVER = "web-server-01"
+MiB = 1024 * 1024
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MiB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def make_image(path, size: int, random_part: int) -> None:
+    """Random bytes (incompressible), a repeated text, and a zero tail."""
+    with open(path, "wb") as f:
+        f.write(os.urandom(random_part))
+        text = b"ZDM backup test line\n" * 4096
+        while f.tell() < size * 3 // 4:
+            f.write(text)
+        f.truncate(size)
+
+
+class Stack:
+    def __init__(self, tmp, database_url, redis_url):
+        self.tmp = tmp
+        self.logs = tmp / "logs"
+        self.logs.mkdir()
+        self.images = {"/dev/sda1": tmp / "sda1.img", "/dev/sda2": tmp / "sda2.img"}
+        make_image(self.images["/dev/sda1"], 8 * MiB, 2 * MiB)
+        make_image(self.images["/dev/sda2"], 24 * MiB, 24 * MiB)  # slow under networkLimit
+        self.repository = tmp / "repository"
+        self.env = service_env(
+            database_url,
+            tmp,
+            redis_url,
+            ZDM_AGENT_CENTER="CENTER-001",
+            ZDM_AGENT_SERVER=SERVER,
+            ZDM_AGENT_PARTITIONS=",".join(f"{k}={v}" for k, v in self.images.items()),
+            ZDM_AGENT_HEARTBEAT_SECONDS="2",
+            ZDM_RUN_LEASE_SECONDS="6",
+            ZDM_SWEEP_SECONDS="2",
+        )
+        assert flask_cli(self.env, "zdm", "init").returncode == 0
+
+        class StackConfig(config.Config):
+            SQLALCHEMY_DATABASE_URI = database_url
+            REDIS_URL = redis_url
+
+        self.app = create_app(StackConfig)
+        # The tests call the API inside one long app context: let each request read afresh.
+        self.app.before_request(lambda: db.session.expire_all())
+        self.processes: dict[str, Process] = {}
+        self.start("control", celery("worker", "-Q", "zdm.control", "-n", "control@%h", "-c", "1",
+                                     "--without-mingle", "--without-gossip", "-l", "INFO"))  # fmt: skip
+        self.start_agent()
+        self.start_beat("beat1")
+
+    def start(self, name, args):
+        self.processes[name] = Process(name, args, self.env, self.logs)
+
+    def start_agent(self, name="agent"):
+        self.start(name, celery("worker", "-Q", f"zdm.server.{SERVER}", "-n", f"{name}@%h", "-c", "2",
+                                "--without-mingle", "--without-gossip", "-l", "INFO"))  # fmt: skip
+
+    def start_beat(self, name):
+        self.start(name, celery("beat", "-S", "workers.scheduler:ZdmScheduler", "-l", "INFO",
+                                f"--pidfile={self.tmp / name}.pid", f"--schedule={self.tmp / name}.db"))  # fmt: skip
+
+    def stop(self):
+        for process in self.processes.values():
+            process.stop()
+
+    def logs_tail(self) -> str:
+        return "\n".join(f"--- {n}\n{p.tail()}" for n, p in self.processes.items())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, worker_id, redis_url):
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    base = os.environ.get("TEST_DATABASE_URL")
+    tmp = tmp_path_factory.mktemp("stack")
+    url = (
+        _worker_database(base, f"{worker_id}_stack") if base else f"sqlite:///{tmp / 'zdm.sqlite3'}"
+    )
+    stack = Stack(tmp, url, redis_url)
+    try:
+        with stack.app.app_context():
+            wait_until(lambda: _agent_registered(), 60, what="agent registration")
+            admin = make_user()
+            stack.auth = bearer(admin)
+        client = stack.app.test_client()
+        for resource, data in [
+            (
+                "repositories",
+                {"center": "CENTER-001", "type": "local", "path": str(stack.repository)},
+            ),
+        ]:
+            assert (
+                client.post(f"/api/v1/{resource}", json=data, headers=stack.auth).status_code == 201
+            )
+        yield stack
+    except BaseException:
+        print(stack.logs_tail())
+        raise
+    finally:
+        stack.stop()
+
+
+def _agent_registered():
+    db.session.remove()
+    server = db.session.query(Server).filter_by(name=SERVER).one_or_none()
+    return server is not None and len(server.partitions) == 2
+
+
+@pytest.fixture
+def api(stack):
+    with stack.app.app_context():
+        yield stack.app.test_client()
+        db.session.remove()
+
+
+def register(stack, api, job_name, partition, **changes):
+    data = {
+        "center": "CENTER-001",
+        "server": SERVER,
+        "type": "full",
+        "partition": [partition],
+        "repository": {"id": 1, "type": "local", "path": str(stack.repository)},
+        "jobName": job_name,
+        "user": "admin@example.com",
+        "schedule": {"type": "custom", "description": "* * * * *"},
+        "compression": "lz4",
+        **changes,
+    }
+    data = {k: v for k, v in data.items() if v is not None}  # None: leave the option out
+    response = api.post("/api/v1/backups", json=data, headers=stack.auth)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.get_json()["data"]["results"][0]["id"]
+
+
+def runs_of(job_id, **filters):
+    db.session.remove()
+    return db.session.query(Run).filter_by(job_id=job_id, **filters).order_by(Run.id).all()
+
+
+def test_agent_registered_its_server_and_is_online(stack, api):
+    server = api.get(f"/api/v1/servers/{SERVER}", headers=stack.auth).get_json()["data"]
+
+    assert server["online"] is True and server["center"]["name"] == "CENTER-001"
+    assert {p["name"]: p["kind"] for p in server["partitions"]} == {
+        "/dev/sda1": "block",
+        "/dev/sda2": "block",
+    }
+    assert server["partitions"][1]["size"] == 24 * MiB
+
+
+def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identically(stack, api):
+    stack.start_beat("beat2")
+    job_id = register(stack, api, "every-minute", "/dev/sda1")
+
+    def two_finished_runs():
+        done = [
+            r for r in runs_of(job_id, trigger="schedule") if r.state not in ("queued", "running")
+        ]
+        return done if len(done) >= 2 else None
+
+    try:
+        finished = wait_until(two_finished_runs, 170, interval=1, what="two scheduled runs")
+    except TimeoutError:
+        print(stack.logs_tail())
+        raise
+
+    runs = runs_of(job_id, trigger="schedule")
+    fire_times = [r.scheduled_for for r in runs]
+    assert len(fire_times) == len(set(fire_times)), "two runs for one fire time"
+    assert [r.state for r in finished[:2]] == ["success", "success"], [
+        r.error_message for r in finished
+    ]
+    for run in finished[:2]:
+        assert run.scheduled_for.second == 0
+        assert timedelta(0) <= run.started_at - run.scheduled_for < timedelta(seconds=15)
+    points = api.get(f"/api/v1/backups/{job_id}/recovery-points", headers=stack.auth).get_json()[
+        "data"
+    ]["items"]
+    assert len(points) >= 2 and points[0]["compression"] == "lz4"
+
+    target = stack.tmp / "restored-sda1.img"
+    response = api.post(
+        "/api/v1/restores",
+        json={"recoveryPoint": points[0]["id"], "server": SERVER, "target": str(target)},
+        headers=stack.auth,
+    )
+    assert response.status_code == 202
+    restore_id = response.get_json()["data"]["id"]
+
+    def restore_finished():
+        data = api.get(f"/api/v1/restores/{restore_id}", headers=stack.auth).get_json()["data"]
+        return data if data["state"] not in ("queued", "running") else None
+
+    restore = wait_until(restore_finished, 60, what="restore")
+    assert restore["state"] == "success", restore
+    assert sha256(target) == sha256(stack.images["/dev/sda1"])
+    api.post(f"/api/v1/backups/{job_id}/stop", headers=stack.auth)
+
+
+def test_agent_killed_mid_run_is_worker_lost_then_retried_once(stack, api):
+    # 24 MiB of random data at 16 Mbit/s takes about 12 s: time to kill the agent mid-run.
+    job_id = register(stack, api, "slow-job", "/dev/sda2", autoStart="no", networkLimit=16,
+                      compression=None, schedule={"type": "daily", "description": "0 3 * * *"})  # fmt: skip
+    run_id = api.post(f"/api/v1/backups/{job_id}/run", headers=stack.auth).get_json()["data"][
+        "runId"
+    ]
+
+    def progressing():
+        data = api.get(f"/api/v1/backups/monitoring/job/{job_id}", headers=stack.auth).get_json()[
+            "data"
+        ]
+        run = data["run"]
+        return run if run and run["state"] == "running" and run["bytesRead"] > 0 else None
+
+    live = wait_until(progressing, 60, what="progress of the running backup")
+    assert 0 < live["percent"] < 100 and live["speed"] > 0
+
+    stack.processes["agent"].kill()
+    stack.start_agent("agent-restarted")
+
+    def retried_and_done():
+        runs = runs_of(job_id)
+        retry = [r for r in runs if r.trigger == "retry"]
+        return runs if retry and retry[0].state in ("success", "failed") else None
+
+    runs = wait_until(retried_and_done, 120, interval=0.5, what="worker lost and retry")
+    first = next(r for r in runs if r.id == run_id)
+    assert first.state == "failed" and "worker lost" in first.error_message
+    assert first.finished_at - first.heartbeat_at < timedelta(minutes=2)
+    assert [(r.trigger, r.state) for r in runs] == [("manual", "failed"), ("retry", "success")]
+    db.session.remove()
+    assert db.session.query(RecoveryPoint).filter_by(job_id=job_id).count() == 1
+
+
+def test_stop_cancels_a_running_backup_without_leaving_a_point(stack, api):
+    job_id = register(stack, api, "stopped-job", "/dev/sda2", autoStart="no", networkLimit=8,
+                      compression=None, schedule={"type": "daily", "description": "0 4 * * *"})  # fmt: skip
+    api.post(f"/api/v1/backups/{job_id}/run", headers=stack.auth)
+    wait_until(
+        lambda: [r for r in runs_of(job_id) if r.state == "running" and r.bytes_read > 0],
+        60,
+        what="running",
+    )
+
+    api.post(f"/api/v1/backups/{job_id}/stop", headers=stack.auth)
+
+    runs = wait_until(
+        lambda: [r for r in runs_of(job_id) if r.state == "canceled"], 60, what="canceled run"
+    )
+    assert runs[0].finished_at is not None
+    db.session.remove()
+    assert db.session.query(RecoveryPoint).filter_by(job_id=job_id).count() == 0
+    assert db.session.get(BackupJob, job_id).status == "waiting"
+
+
+def test_beat_restarted_catches_up_within_grace_and_records_missed_outside(stack, api):
+    for name in [n for n in stack.processes if n.startswith("beat")]:
+        stack.processes.pop(name).kill()
+    # daily at a time 12 hours away, so no real fire time falls in the simulated outage
+    far = {"type": "daily", "description": f"0 {(utcnow().hour + 12) % 24} * * *"}
+    recent = register(
+        stack,
+        api,
+        "missed-recently",
+        "/dev/sda1",
+        schedule=far,
+    )
+    long_ago = register(
+        stack,
+        api,
+        "missed-long-ago",
+        "/dev/sda1",
+        schedule=far,
+    )
+    now = utcnow().replace(microsecond=0)
+    # What beat finds after an outage: fire times that passed while it was down.
+    db.session.execute(
+        update(BackupJob)
+        .where(BackupJob.id == recent)
+        .values(next_run_at=now - timedelta(minutes=2))
+    )
+    db.session.execute(
+        update(BackupJob)
+        .where(BackupJob.id == long_ago)
+        .values(next_run_at=now - timedelta(hours=3))
+    )
+    db.session.commit()
+
+    stack.start_beat("beat-restarted")
+
+    caught_up = wait_until(
+        lambda: [r for r in runs_of(recent) if r.state == "success"], 90, what="catch-up run"
+    )
+    missed = wait_until(lambda: runs_of(long_ago), 30, what="missed run")
+    assert len(runs_of(recent)) == 1 and caught_up[0].scheduled_for == now - timedelta(minutes=2)
+    assert [r.state for r in missed] == ["missed"]
+    db.session.remove()
+    for job_id in (recent, long_ago):
+        assert db.session.get(BackupJob, job_id).next_run_at > now
+
+
+def test_flower_shows_workers_and_tasks_behind_basic_auth(stack, api):
+    import requests
+
+    port = free_port()
+    stack.start("flower", celery("flower", "--address=127.0.0.1", f"--port={port}",
+                                 "--basic-auth=ops:flower-pass"))  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(base), 60, what="flower")
+
+    assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+
+    def agent_listed():
+        workers = requests.get(
+            f"{base}/api/workers?refresh=1", auth=("ops", "flower-pass"), timeout=30
+        ).json()
+        return next((w for name, w in workers.items() if name.startswith("agent")), None)
+
+    agent = wait_until(agent_listed, 60, interval=1, what="agent in flower")
+    assert f"zdm.server.{SERVER}" in [q["name"] for q in agent["active_queues"]]
+
+    job_id = register(stack, api, "flower-job", "/dev/sda1", autoStart="no",
+                      schedule={"type": "daily", "description": "0 7 * * *"})  # fmt: skip
+    run_id = api.post(f"/api/v1/backups/{job_id}/run", headers=stack.auth).get_json()["data"][
+        "runId"
+    ]
+
+    def task_seen():
+        tasks = requests.get(f"{base}/api/tasks", auth=("ops", "flower-pass"), timeout=10).json()
+        return [
+            t
+            for t in tasks.values()
+            if t.get("name") == "zdm.backup.run"
+            and f"'run_id': {run_id}" in (t.get("kwargs") or "")
+        ]
+
+    [task] = wait_until(task_seen, 60, interval=1, what="task in flower")
+    assert "'job_name': 'flower-job'" in task["kwargs"] and f"'job_id': {job_id}" in task["kwargs"]
+
+
+def _answers(base):
+    import requests
+
+    try:
+        return requests.get(base + "/healthcheck", timeout=2).status_code in (200, 401)
+    except requests.RequestException:
+        return False
