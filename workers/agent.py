@@ -153,11 +153,23 @@ class Heartbeat(threading.Thread):
 _heartbeat: Heartbeat | None = None
 
 
+def _is_agent_worker(consumer, settings: AgentSettings | None) -> bool:
+    """Only the worker that consumes `zdm.server.<server>` is the agent (not the control
+    worker started from the same environment)."""
+    if settings is None:
+        return False
+    try:
+        names = {queue.name for queue in consumer.task_consumer.queues}
+    except AttributeError:
+        return False
+    return f"zdm.server.{settings.server}" in names
+
+
 @worker_ready.connect
 def _agent_started(sender=None, **_kwargs):
     global _heartbeat
     settings = agent_settings()
-    if settings is None:
+    if not _is_agent_worker(sender, settings):
         return
     from workers.celery_app import flask_app
 
@@ -171,10 +183,9 @@ def _agent_started(sender=None, **_kwargs):
 @worker_shutdown.connect
 def _agent_stopping(sender=None, **_kwargs):
     settings = agent_settings()
-    if settings is None:
+    if settings is None or _heartbeat is None:
         return
-    if _heartbeat is not None:
-        _heartbeat.stopped.set()
+    _heartbeat.stopped.set()
     from workers.celery_app import flask_app
 
     with flask_app.app_context():

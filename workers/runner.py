@@ -11,7 +11,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch
-from app.services.runs import engine_job_name, finish_run
+from app.services.runs import engine_job_name, finish_run, refresh_job_status
 from app.timeutil import iso_utc, utcnow
 from workers import engine
 from workers.agent import agent_settings
@@ -54,13 +54,10 @@ def run_backup(run_id: int) -> str:
     if served is None:
         finish = ("failed", f"partition {job.partition.name} is not served by this agent")
     _note(run, f"started on {run.worker}: {job.mode} backup of {job.partition.name}")
-    from app.services.runs import refresh_job_status
-
     refresh_job_status(job)
     db.session.commit()
     if finish is None:
         finish = _back_up(run, job, served.path)
-    db.session.refresh(run)
     finish_run(run, *finish)
     db.session.commit()
     dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
@@ -142,7 +139,6 @@ def run_restore(restore_id: int) -> str:
         _note(restore, f"restoring point {point.engine_id} to {restore.target}")
         db.session.commit()
         state, error = _restore(restore, point)
-    db.session.refresh(restore)
     restore.state, restore.finished_at = state, utcnow()
     if error:
         restore.error_message = error

@@ -211,6 +211,7 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     ]
     for run in finished[:2]:
         assert run.scheduled_for.second == 0
+        assert (run.mode, run.bytes_read, run.percent) == ("full", 8 * MiB, 100.0)
         assert timedelta(0) <= run.started_at - run.scheduled_for < timedelta(seconds=15)
     points = api.get(f"/api/v1/backups/{job_id}/recovery-points", headers=stack.auth).get_json()[
         "data"
@@ -232,6 +233,7 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
 
     restore = wait_until(restore_finished, 60, what="restore")
     assert restore["state"] == "success", restore
+    assert restore["bytesRestored"] == 8 * MiB and restore["percent"] == 100.0
     assert sha256(target) == sha256(stack.images["/dev/sda1"])
     api.post(f"/api/v1/backups/{job_id}/stop", headers=stack.auth)
 
@@ -342,8 +344,12 @@ def test_flower_shows_workers_and_tasks_behind_basic_auth(stack, api):
     import requests
 
     port = free_port()
-    stack.start("flower", celery("flower", "--address=127.0.0.1", f"--port={port}",
-                                 "--basic-auth=ops:flower-pass"))  # fmt: skip
+    stack.env.update(
+        ZDM_FLOWER_PORT=str(port), ZDM_FLOWER_USER="ops", ZDM_FLOWER_PASSWORD="flower-pass"
+    )
+    stack.start(
+        "flower", celery("flower", "--conf=workers/flowerconfig.py")
+    )  # as the Procfile does
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(base), 60, what="flower")
 
