@@ -106,14 +106,12 @@ class BlockStore:
         return entry
 
 
-def backup_blocks(
-    op, fd, size, block_size, codec: ObjectCodec, table, parent_table, progress, cancel
-) -> BlockStats:
+def backup_blocks(store: BlockStore, fd, size, table, parent_table, progress, cancel) -> BlockStats:
     """Read every block of `fd`, store the new ones, append each block's entry to `table`."""
     tune_allocator()
-    store = BlockStore(op, codec, block_size)
     stats = store.stats
     process = store.process
+    block_size = store.block_size
 
     def consume(future) -> None:
         table.add(store.count(*future.result()))
@@ -145,7 +143,7 @@ def backup_blocks(
             for future in in_flight:
                 future.cancel()
             raise
-    op.close_packs()
+    store.op.close_packs()
     return stats
 
 
