@@ -5,8 +5,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.engine.helpers import MIB, ROOT, sha256, write_image
-from workers.engine import backup, list_points, prune, restore, verify
+from workers.engine import RepositoryLocked, backup, list_points, prune, restore, verify
+from workers.engine.repository import Repository
 
 
 def _cli_backup(repo, job, source, *extra):
@@ -87,3 +90,29 @@ def test_prune_keeps_as_many_points_as_asked(image, repo):
     assert prune(repo, "job", keep=2).removed_points == ids[:1]
     assert [p.id for p in list_points(repo)] == ids[1:]
     assert verify(repo).unreferenced_packs == 0
+
+
+def test_prune_spares_a_point_being_restored(image, repo):
+    ids = [backup(repo, "job", image, "full").point_id for _ in range(2)]
+    operation = Repository.open(repo).start_operation("restore")
+    try:
+        assert operation.mark_restoring(ids[0])
+        report = prune(repo, "job", keep=1)
+        assert report.kept_in_use == [ids[0]] and report.removed_points == []
+    finally:
+        operation.close()
+    assert prune(repo, "job", keep=1).removed_points == [ids[0]]
+    assert verify(repo).ok
+
+
+def test_prune_gives_up_with_repository_locked_after_its_timeout(image, repo):
+    backup(repo, "job", image, "full")
+    holder = Repository.open(repo).lock()
+    holder.exclusive()
+    try:
+        with pytest.raises(RepositoryLocked, match="Could not lock"):
+            prune(repo, "job", keep=0, lock_timeout=0.3)
+    finally:
+        holder.release()
+        holder.close()
+    assert len(prune(repo, "job", keep=0).removed_points) == 1

@@ -142,12 +142,17 @@ def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
     return metas
 
 
-def _usable_parent(repo: Repository, job: str, keys, kind: str) -> dict | None:
-    """The job's newest point if it is of `kind`, intact and readable with our keys, else None."""
+def _usable_parent(repo: Repository, job: str, keys, kind: str, compression) -> dict | None:
+    """The job's newest point, if an incremental may build on it: same kind of source, same
+    compression and encryption (a changed option starts over with a full, so a point never mixes
+    plain and encrypted data), and an intact point file."""
     for meta in reversed(_points_of(repo, job)):
-        if meta["kind"] != kind:
-            return None
-        if meta["block_size"] != repo.block_size or (meta["encrypted"] and keys is None):
+        if (
+            meta["kind"] != kind
+            or meta["block_size"] != repo.block_size
+            or meta["encrypted"] != (keys is not None)
+            or meta["compression"] != compression
+        ):
             return None
         try:
             check_point_file(repo.point_path(meta["id"]), keys if meta["encrypted"] else None)
@@ -212,7 +217,9 @@ def backup(
         _storage_errors("Writing to the repository"),
         repo.start_operation("backup", limiter) as op,
     ):
-        parent = _usable_parent(repo, job, keys, kind) if mode == "incremental" else None
+        parent = (
+            _usable_parent(repo, job, keys, kind, compression) if mode == "incremental" else None
+        )
         writer = PointWriter(op.dir / "point", keys, limiter)
         try:
             store = blocks.BlockStore(op, codec, repo.block_size)
