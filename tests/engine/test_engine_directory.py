@@ -163,3 +163,23 @@ def test_canceled_directory_backup_leaves_no_point(tmp_path, repo):
     with pytest.raises(BackupCanceled):
         backup(repo, "dir", source, "full", should_cancel=lambda: True)
     assert list_points(repo) == [] and not any((repo / "tmp").iterdir())
+
+
+def test_incremental_with_a_damaged_parent_tree_is_a_full(tmp_path, repo):
+    source = make_tree(tmp_path / "src")
+    first = backup(repo, "dir", source, "full")
+    tree_pack = (repo / "points" / first.point_id).read_bytes()[16 + 32 : 16 + 48].hex()
+    next((repo / "packs").rglob(tree_pack)).unlink()
+
+    second = backup(repo, "dir", source, "incremental")
+    assert second.mode == "full" and second.parent is None
+    restore(repo, second.point_id, tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(source)
+
+
+def test_source_given_as_a_symlink_to_a_directory(tmp_path, repo):
+    source = make_tree(tmp_path / "src")
+    (tmp_path / "alias").symlink_to(source)
+    result = backup(repo, "dir", tmp_path / "alias", "full")
+    restore(repo, result.point_id, tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(source)

@@ -220,6 +220,14 @@ def backup(
         parent = (
             _usable_parent(repo, job, keys, kind, compression) if mode == "incremental" else None
         )
+        parent_tree = None
+        if parent and kind == "directory":
+            try:  # reads the parent's first tree object: a damaged tree means a full
+                parent_tree = directories.TreeReader(
+                    repo, repo.point_path(parent["id"]), parent, keys
+                )
+            except DataCorrupted:
+                parent = None
         writer = PointWriter(op.dir / "point", keys, limiter)
         try:
             store = blocks.BlockStore(op, codec, repo.block_size)
@@ -229,7 +237,7 @@ def backup(
                 )
             else:
                 details = _backup_directory_source(
-                    repo, op, source, excludes, store, writer, parent, keys, progress, cancel
+                    repo, op, source, excludes, store, writer, parent_tree, progress, cancel
                 )
             stats = store.stats
             meta = {
@@ -285,17 +293,12 @@ def _backup_block_source(repo, op, source, store, writer, parent, progress, canc
 
 
 def _backup_directory_source(
-    repo, op, source, excludes, store, writer, parent, keys, progress, cancel
+    repo, op, source, excludes, store, writer, parent_tree, progress, cancel
 ) -> dict:
     total = sum(
         info.st_size
         for _, _, info in directories.walk(source, excludes)
         if stat.S_ISREG(info.st_mode)
-    )
-    parent_tree = (
-        directories.TreeReader(repo, repo.point_path(parent["id"]), parent, keys)
-        if parent
-        else None
     )
     tree_path = op.dir / "tree"
     with open(tree_path, "wb") as tree_file:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from workers.engine.block import IN_FLIGHT, WORKERS, BlockStore, restore_blocks, tune_allocator
 from workers.engine.errors import (
     BackupCanceled,
+    DataCorrupted,
     InvalidArgument,
     RestoreCanceled,
     SourceError,
@@ -72,7 +73,7 @@ def walk(root: str, excludes: list[str]) -> Iterator[tuple[str, str, os.stat_res
     with children sorted by name; excluded directories and other file systems are not entered
     (a mount point itself is kept, empty, like `--one-file-system`)."""
     try:
-        root_stat = os.lstat(root)
+        root_stat = os.stat(root)  # the source may be given as a symlink to the directory
     except OSError as error:
         raise SourceError(f"Cannot read source {root} ({error.strerror}).") from None
     yield "", root, root_stat
@@ -149,6 +150,7 @@ class TreeReader:
     def __init__(self, repo, point_path, meta, keys):
         self._records = self._read(repo, point_path, meta, keys)
         self._next = next(self._records, None)
+        self.damaged = False
 
     @staticmethod
     def _read(repo, point_path, meta, keys) -> Iterator[dict]:
@@ -171,10 +173,14 @@ class TreeReader:
             yield record
 
     def find(self, path: str) -> dict | None:
-        """The record for `path`, if any; calls must come in tree order."""
+        """The record for `path`, if any; calls must come in tree order. A parent tree that turns
+        out damaged just stops matching: the files are then read like in a full."""
         key = _components(path)
-        while self._next is not None and _components(self._next["path"]) < key:
-            self._next = next(self._records, None)
+        try:
+            while self._next is not None and _components(self._next["path"]) < key:
+                self._next = next(self._records, None)
+        except (DataCorrupted, ValueError):
+            self._next, self.damaged = None, True
         if self._next is not None and self._next["path"] == path:
             return self._next
         return None
