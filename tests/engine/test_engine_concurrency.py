@@ -21,6 +21,15 @@ def _cli_backup(repo, job, source, *extra):
     )  # fmt: skip
 
 
+def _wait_until_claiming(repo, process) -> None:
+    """Until the backup has recorded its first claim (it has found its parent and started)."""
+    deadline = time.monotonic() + 30
+    while not any(f.stat().st_size for f in (repo / "tmp").glob("backup-*/refs")):
+        assert process.poll() is None, "the backup ended before it could be disturbed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_two_concurrent_backups_into_one_new_repository(tmp_path):
     repo = tmp_path / "repo"
     sources = [write_image(tmp_path / f"{n}.img", 12 * MIB, seed=n) for n in (1, 2)]
@@ -44,7 +53,7 @@ def test_prune_of_one_job_while_another_backs_up(tmp_path):
     other.write_bytes(os.urandom(40 * MIB))  # more than two packs: some are finished mid-run
 
     running = _cli_backup(repo, "b", other, "--rate-limit-mbps", "160")  # about 2 s
-    time.sleep(0.3)
+    _wait_until_claiming(repo, running)
     removed = []
     while running.poll() is None:  # collect garbage again and again while b is writing
         removed += prune(repo, "a", keep=0).removed_points
@@ -70,8 +79,7 @@ def test_prune_deleting_the_parent_of_a_running_incremental(tmp_path):
         image.write(os.urandom(12 * MIB))
 
     running = _cli_backup(repo, "job", source, "--mode", "incremental", "--rate-limit-mbps", "64")
-    time.sleep(0.6)
-    assert running.poll() is None
+    _wait_until_claiming(repo, running)
     assert len(prune(repo, "job", keep=0).removed_points) == 1
     stdout, stderr = running.communicate(timeout=60)
     assert running.returncode == 0, stderr
