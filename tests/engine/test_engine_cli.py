@@ -1,8 +1,13 @@
 """The command line: point id as the last line, JSON listing, exit codes, one-sentence errors."""
 
+import fcntl
 import json
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
@@ -49,7 +54,8 @@ def test_backup_list_restore_verify_prune(image, repo, tmp_path):
          "does not exist"),
         (["backup", "--repo", "{repo}", "--job", "j", "--source", "{tmp}/missing.img"],
          "Cannot read source"),
-        (["backup", "--repo", "{repo}", "--job", "j", "--source", "{tmp}"], "directory"),
+        (["backup", "--repo", "{repo}", "--job", "j", "--source", "{tmp}", "--exclude-dir", "var"],
+         "absolute path"),
         (["backup", "--repo", "{repo}", "--job", "j", "--source", "{image}", "--exclude-dir",
           "/var"], "directory sources"),
         (["restore", "--repo", "{repo}", "--point", "{point}", "--target", "{tmp}"],
@@ -93,3 +99,29 @@ def test_help_works_and_engine_imports_neither_flask_nor_celery():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_progress_bar_only_on_a_terminal(image, repo):
+    quiet = run_engine("backup", "--repo", repo, "--job", "j", "--source", image)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a 40x120 terminal on stdin, stdout and stderr
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.chdir(ROOT)
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "workers.engine", "backup", "--repo",
+                                  str(repo), "--job", "j", "--source", str(image)])  # fmt: skip
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = output.decode()
+    assert "backup: 100%|" in text and "/s]" in text  # bytes, percent and speed

@@ -5,8 +5,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.engine.helpers import MIB, ROOT, sha256, write_image
-from workers.engine import backup, list_points, prune, restore, verify
+from workers.engine import RepositoryLocked, backup, list_points, prune, restore, verify
+from workers.engine.repository import Repository
 
 
 def _cli_backup(repo, job, source, *extra):
@@ -16,6 +19,15 @@ def _cli_backup(repo, job, source, *extra):
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def _wait_until_claiming(repo, process) -> None:
+    """Until the backup has recorded its first claim (it has found its parent and started)."""
+    deadline = time.monotonic() + 30
+    while not any(f.stat().st_size for f in (repo / "tmp").glob("backup-*/refs")):
+        assert process.poll() is None, "the backup ended before it could be disturbed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def test_two_concurrent_backups_into_one_new_repository(tmp_path):
@@ -41,7 +53,7 @@ def test_prune_of_one_job_while_another_backs_up(tmp_path):
     other.write_bytes(os.urandom(40 * MIB))  # more than two packs: some are finished mid-run
 
     running = _cli_backup(repo, "b", other, "--rate-limit-mbps", "160")  # about 2 s
-    time.sleep(0.3)
+    _wait_until_claiming(repo, running)
     removed = []
     while running.poll() is None:  # collect garbage again and again while b is writing
         removed += prune(repo, "a", keep=0).removed_points
@@ -67,8 +79,7 @@ def test_prune_deleting_the_parent_of_a_running_incremental(tmp_path):
         image.write(os.urandom(12 * MIB))
 
     running = _cli_backup(repo, "job", source, "--mode", "incremental", "--rate-limit-mbps", "64")
-    time.sleep(0.6)
-    assert running.poll() is None
+    _wait_until_claiming(repo, running)
     assert len(prune(repo, "job", keep=0).removed_points) == 1
     stdout, stderr = running.communicate(timeout=60)
     assert running.returncode == 0, stderr
@@ -87,3 +98,29 @@ def test_prune_keeps_as_many_points_as_asked(image, repo):
     assert prune(repo, "job", keep=2).removed_points == ids[:1]
     assert [p.id for p in list_points(repo)] == ids[1:]
     assert verify(repo).unreferenced_packs == 0
+
+
+def test_prune_spares_a_point_being_restored(image, repo):
+    ids = [backup(repo, "job", image, "full").point_id for _ in range(2)]
+    operation = Repository.open(repo).start_operation("restore")
+    try:
+        assert operation.mark_restoring(ids[0])
+        report = prune(repo, "job", keep=1)
+        assert report.kept_in_use == [ids[0]] and report.removed_points == []
+    finally:
+        operation.close()
+    assert prune(repo, "job", keep=1).removed_points == [ids[0]]
+    assert verify(repo).ok
+
+
+def test_prune_gives_up_with_repository_locked_after_its_timeout(image, repo):
+    backup(repo, "job", image, "full")
+    holder = Repository.open(repo).lock()
+    holder.exclusive()
+    try:
+        with pytest.raises(RepositoryLocked, match="Could not lock"):
+            prune(repo, "job", keep=0, lock_timeout=0.3)
+    finally:
+        holder.release()
+        holder.close()
+    assert len(prune(repo, "job", keep=0).removed_points) == 1

@@ -101,3 +101,11 @@ def test_restore_replaces_an_existing_target_file(image, repo, tmp_path):
     target.write_bytes(b"\xff" * (9 * MIB))  # longer and non-zero where the image has zeros
     restore(repo, result.point_id, target)
     assert sha256(target) == sha256(image)
+
+
+def test_changing_compression_or_encryption_starts_over_with_a_full(image, repo, master_key):
+    backup(repo, "job", image, "incremental", compression="lz4")
+    assert backup(repo, "job", image, "incremental", compression="lz4").mode == "incremental"
+    assert backup(repo, "job", image, "incremental", compression="gzip").mode == "full"
+    encrypted = backup(repo, "job", image, "incremental", compression="gzip", encryption="aes256")
+    assert encrypted.mode == "full" and encrypted.reused_blocks == 0

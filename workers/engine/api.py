@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from workers.engine import block as blocks
+from workers.engine import directory as directories
 from workers.engine.errors import (
     DataCorrupted,
     EngineError,
@@ -140,12 +142,17 @@ def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
     return metas
 
 
-def _usable_parent(repo: Repository, job: str, keys) -> dict | None:
-    """The job's newest block point if it is intact and readable with our keys, else None."""
+def _usable_parent(repo: Repository, job: str, keys, kind: str, compression) -> dict | None:
+    """The job's newest point, if an incremental may build on it: same kind of source, same
+    compression and encryption (a changed option starts over with a full, so a point never mixes
+    plain and encrypted data), and an intact point file."""
     for meta in reversed(_points_of(repo, job)):
-        if meta["kind"] != "block":
-            return None
-        if meta["block_size"] != repo.block_size or (meta["encrypted"] and keys is None):
+        if (
+            meta["kind"] != kind
+            or meta["block_size"] != repo.block_size
+            or meta["encrypted"] != (keys is not None)
+            or meta["compression"] != compression
+        ):
             return None
         try:
             check_point_file(repo.point_path(meta["id"]), keys if meta["encrypted"] else None)
@@ -184,14 +191,13 @@ def backup(
         source_mode = os.stat(source).st_mode
     except OSError as error:
         raise SourceError(f"Cannot read source {source} ({error.strerror}).") from None
-    if stat.S_ISDIR(source_mode):
-        raise SourceError(
-            f"Source {source} is a directory; directory sources are not supported yet."
-        )
-    if list(exclude_dirs):
+    kind = "directory" if stat.S_ISDIR(source_mode) else "block"
+    exclude_dirs = list(exclude_dirs)
+    if kind == "block" and exclude_dirs:
         raise InvalidArgument(
             "Excluded directories apply only to directory sources, not to a block source."
         )
+    excludes = directories.normalize_excludes(exclude_dirs)
 
     master = resolve_master_key(master_key) if encryption else None
     if encryption and master is None:
@@ -199,56 +205,69 @@ def backup(
     with _storage_errors("Opening the repository"):
         repo = Repository.open_or_create(repo_path)
         keys = repo.load_keys(master, create=True) if encryption else None
+    if kind == "directory":
+        excludes.append(str(repo.root))  # never back up the repository into itself
     codec = ObjectCodec(compression, keys)
     limiter = make_limiter(rate_limit_mbps)
     created = _now()
     point_id = created.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    cancel = CancelCheck(should_cancel)
 
-    fd, size = blocks.open_block_source(source)
-    try:
-        with (
-            _storage_errors("Writing to the repository"),
-            repo.start_operation("backup", limiter) as op,
-        ):
-            parent = _usable_parent(repo, job, keys) if mode == "incremental" else None
-            used_mode = "incremental" if parent else "full"
-            parent_table = iter_table(repo.point_path(parent["id"])) if parent else None
-            writer = PointWriter(op.dir / "point", keys, limiter)
-            try:
-                stats = blocks.backup_blocks(
-                    op, fd, size, repo.block_size, codec, writer, parent_table,
-                    Progress(progress, size), CancelCheck(should_cancel),
-                )  # fmt: skip
-                meta = {
-                    "id": point_id,
-                    "job": job,
-                    "kind": "block",
-                    "mode": used_mode,
-                    "parent": parent["id"] if parent else None,
-                    "created_at": _iso(created),
-                    "finished_at": _iso(_now()),
-                    "source": os.path.abspath(source),
-                    "source_size": size,
-                    "stored_size": stats.stored_size,
-                    "compression": compression,
-                    "encrypted": keys is not None,
-                    "block_size": repo.block_size,
-                    "block_count": (size + repo.block_size - 1) // repo.block_size,
-                    "objects_written": stats.objects_written,
-                    "zero_blocks": stats.zero_blocks,
-                }
-                writer.finish(meta)
-            finally:
-                writer.close()
-            op.publish_point(writer.path, point_id)
-    finally:
-        os.close(fd)
+    with (
+        _storage_errors("Writing to the repository"),
+        repo.start_operation("backup", limiter) as op,
+    ):
+        parent = (
+            _usable_parent(repo, job, keys, kind, compression) if mode == "incremental" else None
+        )
+        parent_tree = None
+        if parent and kind == "directory":
+            try:  # reads the parent's first tree object: a damaged tree means a full
+                parent_tree = directories.TreeReader(
+                    repo, repo.point_path(parent["id"]), parent, keys
+                )
+            except DataCorrupted:
+                parent = None
+        writer = PointWriter(op.dir / "point", keys, limiter)
+        try:
+            store = blocks.BlockStore(op, codec, repo.block_size)
+            if kind == "block":
+                details = _backup_block_source(
+                    repo, op, source, store, writer, parent, progress, cancel
+                )
+            else:
+                details = _backup_directory_source(
+                    repo, op, source, excludes, store, writer, parent_tree, progress, cancel
+                )
+            stats = store.stats
+            meta = {
+                "id": point_id,
+                "job": job,
+                "kind": kind,
+                "mode": "incremental" if parent else "full",
+                "parent": parent["id"] if parent else None,
+                "created_at": _iso(created),
+                "finished_at": _iso(_now()),
+                "source": os.path.abspath(source),
+                "stored_size": stats.stored_size,
+                "compression": compression,
+                "encrypted": keys is not None,
+                "block_size": repo.block_size,
+                "objects_written": stats.objects_written,
+                "zero_blocks": stats.zero_blocks,
+                **details,
+            }
+            writer.finish(meta)
+        finally:
+            writer.close()
+        op.publish_point(writer.path, point_id)
+    size = meta["source_size"]
     if progress is not None:
         progress(size, size, size / max(time.monotonic() - started, 1e-9))
     return BackupResult(
         point_id=point_id,
         job=job,
-        mode=used_mode,
+        mode=meta["mode"],
         parent=meta["parent"],
         source_size=size,
         bytes_read=stats.bytes_read,
@@ -259,6 +278,49 @@ def backup(
         zero_blocks=stats.zero_blocks,
         duration_seconds=time.monotonic() - started,
     )
+
+
+def _backup_block_source(repo, op, source, store, writer, parent, progress, cancel) -> dict:
+    fd, size = blocks.open_block_source(source)
+    try:
+        parent_table = iter_table(repo.point_path(parent["id"])) if parent else None
+        blocks.backup_blocks(
+            store, fd, size, writer, parent_table, Progress(progress, size), cancel
+        )
+    finally:
+        os.close(fd)
+    return {"source_size": size, "block_count": (size + repo.block_size - 1) // repo.block_size}
+
+
+def _backup_directory_source(
+    repo, op, source, excludes, store, writer, parent_tree, progress, cancel
+) -> dict:
+    total = sum(
+        info.st_size
+        for _, _, info in directories.walk(source, excludes)
+        if stat.S_ISREG(info.st_mode)
+    )
+    tree_path = op.dir / "tree"
+    with open(tree_path, "wb") as tree_file:
+        found = directories.backup_directory(
+            op, source, excludes, store, tree_file, parent_tree, Progress(progress, total), cancel
+        )
+    # the tree itself is stored as ordinary objects; the point's table lists them
+    tree_size = tree_path.stat().st_size
+    with open(tree_path, "rb") as tree_file:
+        while chunk := tree_file.read(repo.block_size):
+            writer.add(store.count(*store.process(chunk)))
+    op.close_packs()
+    return {
+        "source_size": found.total_size,
+        "block_count": (tree_size + repo.block_size - 1) // repo.block_size,
+        "tree_size": tree_size,
+        "files": found.files,
+        "directories": found.directories,
+        "unchanged_files": found.unchanged_files,
+        "exclude_dirs": excludes,
+        "packs": sorted(pack.hex() for pack in found.packs),
+    }
 
 
 def _check_point_id(point_id: str) -> None:
@@ -295,12 +357,32 @@ def restore(
         table = iter_table(path)
         run = Progress(progress, size)
         cancel = CancelCheck(should_cancel)
-        if _is_block_device(target):
+        if meta["kind"] == "directory":
+            _restore_to_directory(repo, meta, keys, path, target, run, cancel)
+        elif _is_block_device(target):
             _restore_to_device(repo, meta, keys, table, target, run, cancel)
         else:
             _restore_to_file(repo, meta, keys, table, target, run, cancel, sync)
         run.finish()
     return RestoreResult(point_id, target, size, time.monotonic() - started)
+
+
+def _restore_to_directory(repo, meta, keys, point_path, target, run, cancel) -> None:
+    """Restore into a new sibling directory and rename it into place when complete, so a failed
+    restore leaves nothing half-made. The target must be absent or an empty directory."""
+    directories.prepare_target(target)
+    tmp = os.path.join(
+        os.path.dirname(target), f".{os.path.basename(target)}.zdm-restore-{secrets.token_hex(4)}"
+    )
+    os.mkdir(tmp, 0o700)
+    try:
+        tree = directories.TreeReader(repo, point_path, meta, keys)
+        directories.restore_directory(repo, tree, tmp, keys, meta["block_size"], run, cancel)
+        os.rmdir(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _is_block_device(path: str) -> bool:
@@ -441,15 +523,33 @@ def _verify_point(repo, point_id, keys_for, read_data, seen, pool, report) -> li
         return None
 
     futures = []
-    size, block_size = meta["source_size"], meta["block_size"]
-    for index, entry in enumerate(iter_table(path)):
-        if entry == ZERO_ENTRY or entry in seen:
-            continue
-        seen.add(entry)
-        length = min(block_size, size - index * block_size)
-        futures.append(pool.submit(check, entry, length))
-        if len(futures) >= 64:
-            problems += _collect(futures, report)
+
+    def check_table(entries, size: int) -> None:
+        nonlocal problems
+        for index, entry in enumerate(entries):
+            if entry == ZERO_ENTRY or entry in seen:
+                continue
+            seen.add(entry)
+            length = min(block_size, size - index * block_size)
+            futures.append(pool.submit(check, entry, length))
+            if len(futures) >= 64:
+                problems += _collect(futures, report)
+
+    block_size = meta["block_size"]
+    if meta["kind"] != "directory":
+        check_table(iter_table(path), meta["source_size"])
+        problems += _collect(futures, report)
+        return problems
+    check_table(iter_table(path), meta["tree_size"])
+    problems += _collect(futures, report)
+    if problems:
+        return problems  # the tree itself is damaged: its files cannot be listed
+    try:
+        for record in directories.TreeReader(repo, path, meta, keys):
+            if record["type"] == "file":
+                check_table(directories.file_entries(record), record["size"])
+    except (DataCorrupted, ValueError) as error:
+        problems.append(f"The file tree of point {point_id} is unreadable ({error}).")
     problems += _collect(futures, report)
     return problems
 
@@ -510,6 +610,10 @@ def _collect_garbage(repo: Repository, job: str, keep: int, report: PruneReport)
     for point_id in repo.point_ids():
         try:
             live.update(entry[32:48] for entry in iter_table(repo.point_path(point_id)))
+            # a directory point also needs the packs of its files' blocks, listed in its metadata
+            live.update(
+                bytes.fromhex(p) for p in read_meta(repo.point_path(point_id)).get("packs", ())
+            )
         except (DataCorrupted, PointNotFound) as error:
             raise DataCorrupted(
                 f"Point file {point_id} is unreadable, so prune cannot tell which packs it "

@@ -66,40 +66,55 @@ def open_block_source(path: str) -> tuple[int, int]:
     return fd, size
 
 
-def backup_blocks(
-    op, fd, size, block_size, codec: ObjectCodec, table, parent_table, progress, cancel
-) -> BlockStats:
-    """Read every block of `fd`, store the new ones, append each block's entry to `table`."""
-    tune_allocator()
-    stats = BlockStats()
-    zero = bytes(block_size)
+class BlockStore:
+    """Turns blocks into table entries: zero blocks, reused parent blocks, or new objects.
 
-    def process(block: bytes, parent_entry: bytes | None) -> tuple[bytes, int]:
-        if block == (zero if len(block) == block_size else bytes(len(block))):
+    `process` runs in the worker threads; `count` in the consuming thread.
+    """
+
+    def __init__(self, op, codec: ObjectCodec, block_size: int):
+        self.op = op
+        self.codec = codec
+        self.block_size = block_size
+        self._zero = bytes(block_size)
+        self.stats = BlockStats()
+
+    def process(self, block: bytes, parent_entry: bytes | None = None) -> tuple[bytes, int]:
+        if block == (self._zero if len(block) == self.block_size else bytes(len(block))):
             return ZERO_ENTRY, 0
-        oid = codec.object_id(block)
+        oid = self.codec.object_id(block)
         # Unchanged since the parent: point at the parent's copy, once the pack holding it is
         # claimed (a concurrent prune may be deleting the parent; then we store it again).
         if (
             parent_entry is not None
             and parent_entry[:32] == oid
-            and op.claim_pack(parent_entry[32:48])
+            and self.op.claim_pack(parent_entry[32:48])
         ):
             return parent_entry, 0
-        record = codec.encode(oid, block)
-        pack_id, offset = op.store(record)
+        record = self.codec.encode(oid, block)
+        pack_id, offset = self.op.store(record)
         return ENTRY.pack(oid, pack_id, offset, len(record)), len(record)
 
-    def consume(future) -> None:
-        entry, written = future.result()
-        table.add(entry)
+    def count(self, entry: bytes, written: int) -> bytes:
         if entry == ZERO_ENTRY:
-            stats.zero_blocks += 1
+            self.stats.zero_blocks += 1
         elif written:
-            stats.objects_written += 1
-            stats.stored_size += written
+            self.stats.objects_written += 1
+            self.stats.stored_size += written
         else:
-            stats.reused_blocks += 1
+            self.stats.reused_blocks += 1
+        return entry
+
+
+def backup_blocks(store: BlockStore, fd, size, table, parent_table, progress, cancel) -> BlockStats:
+    """Read every block of `fd`, store the new ones, append each block's entry to `table`."""
+    tune_allocator()
+    stats = store.stats
+    process = store.process
+    block_size = store.block_size
+
+    def consume(future) -> None:
+        table.add(store.count(*future.result()))
 
     in_flight: deque = deque()
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="zdm-backup") as pool:
@@ -128,15 +143,20 @@ def backup_blocks(
             for future in in_flight:
                 future.cancel()
             raise
-    op.close_packs()
+    store.op.close_packs()
     return stats
 
 
 def restore_blocks(
-    repo, table, size, block_size, keys, out_fd, sparse: bool, progress, cancel
+    repo, table, size, block_size, keys, out_fd, sparse: bool, progress, cancel, pool=None
 ) -> None:
-    """Write every block of the point to `out_fd`; zero blocks become holes when `sparse`."""
+    """Write every block of the table to `out_fd`; zero blocks become holes when `sparse`."""
     tune_allocator()
+    if pool is None:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="zdm-restore") as own_pool:
+            return restore_blocks(
+                repo, table, size, block_size, keys, out_fd, sparse, progress, cancel, own_pool
+            )
 
     def load(entry: bytes, length: int) -> bytes:
         oid, pack_id, offset, record_length = ENTRY.unpack(entry)
@@ -155,24 +175,23 @@ def restore_blocks(
 
     in_flight: deque = deque()
     offset = 0
-    with ThreadPoolExecutor(WORKERS, thread_name_prefix="zdm-restore") as pool:
-        try:
-            for entry in table:
-                if cancel():
-                    raise RestoreCanceled("The restore was canceled.")
-                length = min(block_size, size - offset)
-                future = None if entry == ZERO_ENTRY else pool.submit(load, entry, length)
-                in_flight.append((offset, length, future))
-                offset += length
-                while len(in_flight) >= IN_FLIGHT:
-                    consume(*in_flight.popleft())
-            while in_flight:
+    try:
+        for entry in table:
+            if cancel():
+                raise RestoreCanceled("The restore was canceled.")
+            length = min(block_size, size - offset)
+            future = None if entry == ZERO_ENTRY else pool.submit(load, entry, length)
+            in_flight.append((offset, length, future))
+            offset += length
+            while len(in_flight) >= IN_FLIGHT:
                 consume(*in_flight.popleft())
-        except BaseException:
-            for _, _, future in in_flight:
-                if future is not None:
-                    future.cancel()
-            raise
+        while in_flight:
+            consume(*in_flight.popleft())
+    except BaseException:
+        for _, _, future in in_flight:
+            if future is not None:
+                future.cancel()
+        raise
 
 
 def _pwrite_all(fd: int, data, offset: int) -> None:

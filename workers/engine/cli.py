@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 
 import click
@@ -35,7 +36,11 @@ def _progress_bar(description: str):
         return
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+    columns = shutil.get_terminal_size((100, 20)).columns  # a fresh pty may report 0 columns
+    bar = tqdm(
+        desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+        ncols=min(columns, 120),
+    )  # fmt: skip
 
     def update(done: int, total: int, _speed: float) -> None:
         if bar.total != total:
