@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 import config
@@ -26,8 +27,10 @@ from tests.end_to_end.processes import (
     service_env,
     wait_until,
 )
+from workers import engine
 
-pytestmark = pytest.mark.slow
+# One stack of processes for the module: keep its tests on one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service-stack")]
 
 SERVER = "web-server-01"
 MiB = 1024 * 1024
@@ -51,6 +54,17 @@ def make_image(path, size: int, random_part: int) -> None:
         f.truncate(size)
 
 
+class Inbox:
+    """A real SMTP server's mailbox (aiosmtpd on loopback)."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode(errors="replace")))
+        return "250 OK"
+
+
 class Stack:
     def __init__(self, tmp, database_url, redis_url):
         self.tmp = tmp
@@ -60,6 +74,9 @@ class Stack:
         make_image(self.images["/dev/sda1"], 8 * MiB, 2 * MiB)
         make_image(self.images["/dev/sda2"], 24 * MiB, 24 * MiB)  # slow under networkLimit
         self.repository = tmp / "repository"
+        self.inbox = Inbox()
+        self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
+        self.smtp.start()
         self.env = service_env(
             database_url,
             tmp,
@@ -70,6 +87,7 @@ class Stack:
             ZDM_AGENT_HEARTBEAT_SECONDS="2",
             ZDM_RUN_LEASE_SECONDS="6",
             ZDM_SWEEP_SECONDS="2",
+            ZDM_SMTP_URL=f"smtp://127.0.0.1:{self.smtp.port}",
         )
         assert flask_cli(self.env, "zdm", "init").returncode == 0
 
@@ -100,6 +118,7 @@ class Stack:
     def stop(self):
         for process in self.processes.values():
             process.stop()
+        self.smtp.stop()
 
     def logs_tail(self) -> str:
         return "\n".join(f"--- {n}\n{p.tail()}" for n, p in self.processes.items())
@@ -189,7 +208,7 @@ def test_agent_registered_its_server_and_is_online(stack, api):
 
 def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identically(stack, api):
     stack.start_beat("beat2")
-    job_id = register(stack, api, "every-minute", "/dev/sda1")
+    job_id = register(stack, api, "every-minute", "/dev/sda1", rotation=1)
 
     def two_finished_runs():
         done = [
@@ -216,7 +235,12 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     points = api.get(f"/api/v1/backups/{job_id}/recovery-points", headers=stack.auth).get_json()[
         "data"
     ]["items"]
-    assert len(points) >= 2 and points[0]["compression"] == "lz4"
+    # rotation 1: after the second run only its point remains, in the API and the repository
+    assert len(points) == 1 and points[0]["compression"] == "lz4"
+    assert points[0]["runId"] == max(r.id for r in runs if r.state == "success")
+    assert [p.id for p in engine.list_points(stack.repository, f"job-{job_id}")] == [
+        db.session.get(RecoveryPoint, points[0]["id"]).engine_id
+    ]
 
     target = stack.tmp / "restored-sda1.img"
     response = api.post(
@@ -241,7 +265,8 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
 def test_agent_killed_mid_run_is_worker_lost_then_retried_once(stack, api):
     # 24 MiB of random data at 16 Mbit/s takes about 12 s: time to kill the agent mid-run.
     job_id = register(stack, api, "slow-job", "/dev/sda2", autoStart="no", networkLimit=16,
-                      compression=None, schedule={"type": "daily", "description": "0 3 * * *"})  # fmt: skip
+                      compression=None, schedule={"type": "daily", "description": "0 3 * * *"},
+                      mailEvent="ops@example.com")  # fmt: skip
     run_id = api.post(f"/api/v1/backups/{job_id}/run", headers=stack.auth).get_json()["data"][
         "runId"
     ]
@@ -271,6 +296,13 @@ def test_agent_killed_mid_run_is_worker_lost_then_retried_once(stack, api):
     assert [(r.trigger, r.state) for r in runs] == [("manual", "failed"), ("retry", "success")]
     db.session.remove()
     assert db.session.query(RecoveryPoint).filter_by(job_id=job_id).count() == 1
+    # mailEvent: one mail for the failure, one when the retry succeeded after it
+    mails = wait_until(
+        lambda: len(stack.inbox.messages) >= 2 and stack.inbox.messages, 30, what="two mails"
+    )
+    assert [m[0] for m in mails] == [["ops@example.com"], ["ops@example.com"]]
+    assert "FAILED" in mails[0][1] and "worker lost" in mails[0][1]
+    assert "succeeded again" in mails[1][1]
 
 
 def test_stop_cancels_a_running_backup_without_leaving_a_point(stack, api):
