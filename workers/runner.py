@@ -41,6 +41,20 @@ def master_key() -> str | None:
     return os.environ.get(engine.MASTER_KEY_ENV) or None
 
 
+def _engine_call(operation, canceled: str, label: str):
+    """(result, None) on success, or (None, (state, message)): an engine error's own
+    sentence, or the cancel message; anything unexpected is logged with its traceback."""
+    try:
+        return operation(), None
+    except engine.OperationCanceled:
+        return None, ("canceled", canceled)
+    except engine.EngineError as exc:
+        return None, ("failed", str(exc))
+    except Exception as exc:
+        log.exception("%s failed", label)
+        return None, ("failed", f"unexpected error: {exc}")
+
+
 def run_backup(run_id: int) -> str:
     """Execute a queued run on this agent; returns the run's final state."""
     if not _claim(Run, run_id):
@@ -66,8 +80,8 @@ def run_backup(run_id: int) -> str:
 
 def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
     with ProgressMonitor(Run.__table__, run.id, "bytes_read") as monitor:
-        try:
-            result = engine.backup(
+        result, failure = _engine_call(
+            lambda: engine.backup(
                 job.repository.path,
                 engine_job_name(job.id),
                 source,
@@ -79,14 +93,12 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
                 progress=monitor.progress,
                 should_cancel=monitor.should_cancel,
                 master_key=master_key(),
-            )
-        except engine.BackupCanceled:
-            return "canceled", "canceled by stop; no recovery point was written"
-        except engine.EngineError as exc:
-            return "failed", str(exc)
-        except Exception as exc:
-            log.exception("backup of run %s failed", run.id)
-            return "failed", f"unexpected error: {exc}"
+            ),
+            canceled="canceled by stop; no recovery point was written",
+            label=f"backup of run {run.id}",
+        )
+    if failure:
+        return failure
     db.session.refresh(run)
     run.mode = result.mode
     run.bytes_read, run.bytes_written = result.bytes_read, result.bytes_written
@@ -149,22 +161,20 @@ def run_restore(restore_id: int) -> str:
 
 def _restore(restore: Restore, point: RecoveryPoint) -> tuple[str, str | None]:
     with ProgressMonitor(Restore.__table__, restore.id, "bytes_restored") as monitor:
-        try:
-            result = engine.restore(
+        result, failure = _engine_call(
+            lambda: engine.restore(
                 point.repository.path,
                 point.engine_id,
                 restore.target,
                 progress=monitor.progress,
                 should_cancel=monitor.should_cancel,
                 master_key=master_key(),
-            )
-        except engine.OperationCanceled:
-            return "canceled", "restore canceled"
-        except engine.EngineError as exc:
-            return "failed", str(exc)
-        except Exception as exc:
-            log.exception("restore %s failed", restore.id)
-            return "failed", f"unexpected error: {exc}"
+            ),
+            canceled="restore canceled",
+            label=f"restore {restore.id}",
+        )
+    if failure:
+        return failure
     db.session.refresh(restore)
     restore.bytes_restored, restore.percent = result.bytes_restored, 100.0
     return "success", None
