@@ -232,6 +232,18 @@ class Repository:
         root = Path(path).absolute()
         if (root / "config").exists():
             return cls.open(root)
+        if root.is_dir():
+            # Only an empty directory, or one another process is turning into a repository
+            # right now, may become one: never scatter repository files into someone's data.
+            foreign = [
+                name
+                for name in os.listdir(root)
+                if name not in ("packs", "points", "tmp") and not name.startswith(".config.")
+            ]
+            if foreign:
+                raise NotARepository(
+                    f"{root} is not a ZDM repository and not empty; use an empty directory."
+                )
         try:
             root.mkdir(parents=True, exist_ok=True)
             for name in ("points", "tmp"):
