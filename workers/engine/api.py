@@ -456,7 +456,6 @@ def verify(
     point_id: str | None = None,
     read_data: bool = False,
     master_key: str | bytes | None = None,
-    progress: ProgressCallback | None = None,
 ) -> VerifyReport:
     """Check point files and the objects they need; with `read_data`, decode every object.
 
