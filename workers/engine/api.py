@@ -349,7 +349,7 @@ def restore(
     meta = read_meta(path)
     keys = _load_keys_for(repo, meta["encrypted"], master_key)
     target = os.path.abspath(os.fspath(target))
-    with repo.start_operation("restore") as op:
+    with _storage_errors("The restore"), repo.start_operation("restore") as op:
         if not op.mark_restoring(point_id):
             raise PointNotFound(f"Recovery point {point_id} does not exist.")
         check_point_file(path, keys)
@@ -374,7 +374,12 @@ def _restore_to_directory(repo, meta, keys, point_path, target, run, cancel) -> 
     tmp = os.path.join(
         os.path.dirname(target), f".{os.path.basename(target)}.zdm-restore-{secrets.token_hex(4)}"
     )
-    os.mkdir(tmp, 0o700)
+    try:
+        os.mkdir(tmp, 0o700)
+    except OSError as error:
+        raise TargetError(
+            f"Cannot create a directory beside {target} ({error.strerror})."
+        ) from None
     try:
         tree = directories.TreeReader(repo, point_path, meta, keys)
         directories.restore_directory(repo, tree, tmp, keys, meta["block_size"], run, cancel)
@@ -448,7 +453,8 @@ def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None
 def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[RecoveryPoint]:
     """The recovery points in the repository (of `job` if given), oldest first."""
     repo = Repository.open(repo_path)
-    return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
+    with _storage_errors("Reading the repository"):
+        return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
 
 
 def verify(
@@ -486,7 +492,7 @@ def verify(
 
     seen: set[bytes] = set()
     problems_by_point: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(blocks.WORKERS) as pool:
+    with _storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
         for pid in point_ids:
             for problem in _verify_point(repo, pid, keys_for, read_data, seen, pool, report):
                 problems_by_point.append((pid, problem))
