@@ -35,7 +35,7 @@ EARLY_WRITEBACK = True
 
 
 def _write_all(fd: int, data) -> None:
-    """Every byte the engine writes into a repository goes through here (tests observe it)."""
+    """Every byte of packs, point files, config and keys goes through here (tests observe it)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -290,9 +290,6 @@ class Repository:
                         yield bytes.fromhex(entry.name)
 
     # --- keys ------------------------------------------------------------------------------
-    def has_keys(self) -> bool:
-        return (self.root / "keys").exists()
-
     def load_keys(self, master: bytes | None, create: bool = False) -> RepositoryKeys:
         """The repository keys, unwrapped with `master`; with `create`, made on first use."""
         path = self.root / "keys"
