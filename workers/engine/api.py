@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -300,14 +301,15 @@ def _backup_directory_source(
         for _, _, info in directories.walk(source, excludes)
         if stat.S_ISREG(info.st_mode)
     )
-    tree_path = op.dir / "tree"
-    with open(tree_path, "wb") as tree_file:
+    # The tree is first written to a local scratch file (not the repository: writes to the
+    # repository are rate limited and counted), then stored as ordinary objects listed by the
+    # point's table.
+    with tempfile.TemporaryFile(prefix="zdm-tree-") as tree_file:
         found = directories.backup_directory(
             op, source, excludes, store, tree_file, parent_tree, Progress(progress, total), cancel
         )
-    # the tree itself is stored as ordinary objects; the point's table lists them
-    tree_size = tree_path.stat().st_size
-    with open(tree_path, "rb") as tree_file:
+        tree_size = tree_file.tell()
+        tree_file.seek(0)
         while chunk := tree_file.read(repo.block_size):
             writer.add(store.count(*store.process(chunk)))
     op.close_packs()
