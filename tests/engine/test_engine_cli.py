@@ -63,6 +63,7 @@ def test_backup_list_restore_verify_prune(image, repo, tmp_path):
         (["restore", "--repo", "{repo}", "--point", "{point}", "--target", "{tmp}/no/dir/o"],
          "does not exist"),
         (["verify", "--repo", "{repo}", "--point", "20260101T000000Z-abcdef"], "does not exist"),
+        (["backup", "--repo", "{tmp}", "--job", "j", "--source", "{image}"], "not empty"),
     ],
 )  # fmt: skip
 def test_failures_exit_1_with_one_sentence(image, repo, tmp_path, args, fragment):

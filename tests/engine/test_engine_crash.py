@@ -98,3 +98,30 @@ def test_progress_reports_bytes_total_and_speed(tmp_path, repo):
     assert all(r[1] == 8 * MIB for r in reports)
     assert reports[-1][2] > 0
     assert 3 <= len(reports) <= 30  # about 1 s of work, reported a few times per second
+
+
+def test_kill_9_mid_directory_backup(tmp_path):
+    repo = tmp_path / "repo"
+    source = tmp_path / "tree"
+    for number in range(20):
+        (source / f"dir{number % 4}").mkdir(parents=True, exist_ok=True)
+        (source / f"dir{number % 4}" / f"file{number}").write_bytes(os.urandom(2 * MIB))
+
+    process = _start_cli_backup(repo, source, "--rate-limit-mbps", "160")
+    deadline = time.monotonic() + 30
+    while _bytes_in_flight(repo) < 10 * MIB and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert process.poll() is None, "the backup finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    assert list_points(repo) == []
+    assert verify(repo, read_data=True).ok
+    done = run_engine("backup", "--repo", repo, "--job", "job", "--source", source)
+    assert done.returncode == 0, done.stderr
+    assert not any((repo / "tmp").iterdir())
+    restore(repo, done.stdout.split()[-1], tmp_path / "out")
+    for number in range(20):
+        relative = f"dir{number % 4}/file{number}"
+        assert sha256(tmp_path / "out" / relative) == sha256(source / relative)

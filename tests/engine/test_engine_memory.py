@@ -6,16 +6,27 @@ import sys
 
 from tests.engine.helpers import MIB, ROOT
 
+# Runs the command line and reports its own peak RSS (VmHWM). ru_maxrss of a child would also
+# count the pytest process it was forked from, before exec.
+_MEASURED = """
+import atexit, runpy, sys
+def report():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write("PEAK " + line.split()[1] + "\\n")
+atexit.register(report)
+sys.argv = ["workers.engine", *sys.argv[1:]]
+runpy.run_module("workers.engine", run_name="__main__")
+"""
+
 
 def _peak_rss_mib(*args) -> float:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workers.engine", *map(str, args)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, *map(str, args)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
     )  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read()
-    return usage.ru_maxrss / 1024
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.split("PEAK ")[1].split()[0]) / 1024
 
 
 def test_rss_does_not_grow_with_the_image(tmp_path):

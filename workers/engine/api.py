@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -300,14 +301,15 @@ def _backup_directory_source(
         for _, _, info in directories.walk(source, excludes)
         if stat.S_ISREG(info.st_mode)
     )
-    tree_path = op.dir / "tree"
-    with open(tree_path, "wb") as tree_file:
+    # The tree is first written to a local scratch file (not the repository: writes to the
+    # repository are rate limited and counted), then stored as ordinary objects listed by the
+    # point's table.
+    with tempfile.TemporaryFile(prefix="zdm-tree-") as tree_file:
         found = directories.backup_directory(
             op, source, excludes, store, tree_file, parent_tree, Progress(progress, total), cancel
         )
-    # the tree itself is stored as ordinary objects; the point's table lists them
-    tree_size = tree_path.stat().st_size
-    with open(tree_path, "rb") as tree_file:
+        tree_size = tree_file.tell()
+        tree_file.seek(0)
         while chunk := tree_file.read(repo.block_size):
             writer.add(store.count(*store.process(chunk)))
     op.close_packs()
@@ -349,7 +351,7 @@ def restore(
     meta = read_meta(path)
     keys = _load_keys_for(repo, meta["encrypted"], master_key)
     target = os.path.abspath(os.fspath(target))
-    with repo.start_operation("restore") as op:
+    with _storage_errors("The restore"), repo.start_operation("restore") as op:
         if not op.mark_restoring(point_id):
             raise PointNotFound(f"Recovery point {point_id} does not exist.")
         check_point_file(path, keys)
@@ -374,7 +376,12 @@ def _restore_to_directory(repo, meta, keys, point_path, target, run, cancel) -> 
     tmp = os.path.join(
         os.path.dirname(target), f".{os.path.basename(target)}.zdm-restore-{secrets.token_hex(4)}"
     )
-    os.mkdir(tmp, 0o700)
+    try:
+        os.mkdir(tmp, 0o700)
+    except OSError as error:
+        raise TargetError(
+            f"Cannot create a directory beside {target} ({error.strerror})."
+        ) from None
     try:
         tree = directories.TreeReader(repo, point_path, meta, keys)
         directories.restore_directory(repo, tree, tmp, keys, meta["block_size"], run, cancel)
@@ -448,7 +455,8 @@ def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None
 def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[RecoveryPoint]:
     """The recovery points in the repository (of `job` if given), oldest first."""
     repo = Repository.open(repo_path)
-    return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
+    with _storage_errors("Reading the repository"):
+        return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
 
 
 def verify(
@@ -456,7 +464,6 @@ def verify(
     point_id: str | None = None,
     read_data: bool = False,
     master_key: str | bytes | None = None,
-    progress: ProgressCallback | None = None,
 ) -> VerifyReport:
     """Check point files and the objects they need; with `read_data`, decode every object.
 
@@ -487,7 +494,7 @@ def verify(
 
     seen: set[bytes] = set()
     problems_by_point: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(blocks.WORKERS) as pool:
+    with _storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
         for pid in point_ids:
             for problem in _verify_point(repo, pid, keys_for, read_data, seen, pool, report):
                 problems_by_point.append((pid, problem))

@@ -305,7 +305,10 @@ def prepare_target(target: str) -> None:
         parent = os.path.dirname(os.path.abspath(target))
         if not os.path.isdir(parent):
             raise TargetError(f"The directory of target {target} does not exist.")
-        os.mkdir(target, 0o700)
+        try:
+            os.mkdir(target, 0o700)
+        except OSError as error:
+            raise TargetError(f"Cannot create target {target} ({error.strerror}).") from None
 
 
 def restore_directory(repo, tree: TreeReader, target: str, keys, block_size, progress, cancel):

@@ -35,7 +35,7 @@ EARLY_WRITEBACK = True
 
 
 def _write_all(fd: int, data) -> None:
-    """Every byte the engine writes into a repository goes through here (tests observe it)."""
+    """Every byte of packs, point files, config and keys goes through here (tests observe it)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -232,6 +232,18 @@ class Repository:
         root = Path(path).absolute()
         if (root / "config").exists():
             return cls.open(root)
+        if root.is_dir():
+            # Only an empty directory, or one another process is turning into a repository
+            # right now, may become one: never scatter repository files into someone's data.
+            foreign = [
+                name
+                for name in os.listdir(root)
+                if name not in ("packs", "points", "tmp") and not name.startswith(".config.")
+            ]
+            if foreign:
+                raise NotARepository(
+                    f"{root} is not a ZDM repository and not empty; use an empty directory."
+                )
         try:
             root.mkdir(parents=True, exist_ok=True)
             for name in ("points", "tmp"):
@@ -278,9 +290,6 @@ class Repository:
                         yield bytes.fromhex(entry.name)
 
     # --- keys ------------------------------------------------------------------------------
-    def has_keys(self) -> bool:
-        return (self.root / "keys").exists()
-
     def load_keys(self, master: bytes | None, create: bool = False) -> RepositoryKeys:
         """The repository keys, unwrapped with `master`; with `create`, made on first use."""
         path = self.root / "keys"
