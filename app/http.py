@@ -8,7 +8,8 @@ import secrets
 import redis.exceptions
 from flask import Flask, jsonify, request
 from flask_smorest import Api
-from sqlalchemy.exc import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -189,8 +190,19 @@ def register_request_hooks(app: Flask) -> None:
         db.session.rollback()
         return error_response(503, "service_unavailable", component=_component("database"))
 
+    @app.errorhandler(DataError)
+    def _unstorable_value(error):
+        # e.g. a NUL in a path segment on PostgreSQL; SQLite would have stored it
+        db.session.rollback()
+        return error_response(400, "bad_request")
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error):
+        return error_response(400, "malformed_json")
+
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
+    @app.errorhandler(BrokerError)
     def _broker_down(error):
         log.warning("broker unavailable: %s", error)
         return error_response(503, "service_unavailable", component=_component("broker"))

@@ -125,6 +125,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "올바른 cron 표현식이 아닙니다: {reason}",
         "Not a valid cron expression: {reason}.",
     ),
+    "cron_never_fires": (
+        "이 cron 표현식은 실행 시각이 없습니다",
+        "The cron expression never fires.",
+    ),
+    "bad_characters": (
+        "NUL 문자나 짝이 없는 서러게이트는 쓸 수 없습니다",
+        "NUL characters and unpaired surrogates are not allowed.",
+    ),
     "cron_shape": (
         "'{type}' 스케줄에 맞지 않는 표현식입니다: {rule}",
         "The expression does not fit a '{type}' schedule: {rule}.",

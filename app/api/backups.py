@@ -185,8 +185,7 @@ class BackupHistories(MethodView):
         if "jobName" in args:
             query = query.where(BackupJob.name == args["jobName"])
         if "server" in args:
-            ref = args["server"]
-            query = query.where(Server.id == int(ref) if ref.isdigit() else Server.name == ref)
+            query = query.where(lookup.by_id_or_name(Server, args["server"]))
         if "state" in args:
             query = query.where(Run.state == args["state"])
         if "trigger" in args:

@@ -32,7 +32,7 @@ class Restores(MethodView):
         return ok(runs.restore_view(restore), "restore_queued", 202)
 
 
-@blp.route("/<int:restore_id>")
+@blp.route("/<int(max=2147483647):restore_id>")
 class RestoreById(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, RestoreEnvelope)

@@ -14,7 +14,7 @@ from app.services import runs
 blp = Blueprint("runs", __name__, url_prefix="/api/v1/runs", description="Runs of backup jobs")
 
 
-@blp.route("/<int:run_id>")
+@blp.route("/<int(max=2147483647):run_id>")
 class RunById(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, envelope(RunSchema, "RunEnvelope"))

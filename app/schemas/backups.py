@@ -7,6 +7,7 @@ from app.i18n import t
 from app.models import COMPRESSIONS, ENCRYPTIONS, JOB_MODES, JOB_STATUSES, SCHEDULE_TYPES
 from app.schemas.common import (
     AbsolutePath,
+    Id,
     Int,
     Name,
     PageArgsSchema,
@@ -50,7 +51,7 @@ class ScheduleSchema(StrictSchema):
 
 
 class RepositoryRefSchema(StrictSchema):
-    id = Int(required=True)
+    id = Id(required=True)
     type = fields.String(required=True, validate=validate.Length(min=1, max=16))
     path = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 
@@ -241,7 +242,7 @@ class BackupListArgsSchema(PageArgsSchema):
     mode = fields.String(validate=validate.OneOf(JOB_MODES))
     partition = fields.String()
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
-    repositoryID = fields.Integer()
+    repositoryID = Id(strict=False)
 
 
 class BackupDeleteArgsSchema(StrictSchema):

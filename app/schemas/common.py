@@ -2,21 +2,50 @@
 
 import posixpath
 import re
+from collections.abc import Mapping
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from app.i18n import t
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, unpaired surrogates
+
+
 class StrictSchema(Schema):
-    """Unknown fields are refused (marshmallow's default, stated here on purpose)."""
+    """Unknown fields are refused (marshmallow's default, stated here on purpose), and so are
+    strings no database can store (NUL, unpaired surrogates): one check for every field."""
 
     class Meta:
         unknown = "raise"
         ordered = True
+
+    @pre_load
+    def _storable_strings(self, data, **kwargs):
+        if isinstance(data, Mapping):
+            errors = {
+                key: [t("bad_characters")] for key, value in data.items() if _unstorable(value)
+            }
+            if errors:
+                raise ValidationError(errors)
+        return data
+
+
+def _unstorable(value, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return bool(_UNSTORABLE.search(value))
+    if isinstance(value, list | tuple) and depth < 3:
+        return any(_unstorable(item, depth + 1) for item in value)
+    return False
+
+
+def Id(strict: bool = True, **kwargs) -> fields.Integer:  # noqa: N802
+    """A database id: 1 to 2^31-1."""
+    return fields.Integer(strict=strict, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 def Int(**kwargs) -> fields.Integer:  # noqa: N802 (reads like a field class)
@@ -103,7 +132,7 @@ class PaginationSchema(Schema):
 
 
 class PageArgsSchema(StrictSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
 
 

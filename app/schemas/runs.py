@@ -4,7 +4,7 @@ from marshmallow import fields, validate
 
 from app.models import RUN_STATES, RUN_TRIGGERS
 from app.schemas.backups import BackupJobSchema
-from app.schemas.common import AbsolutePath, Int, PageArgsSchema, StrictSchema
+from app.schemas.common import AbsolutePath, Id, PageArgsSchema, StrictSchema
 
 
 class _JobRef(StrictSchema):
@@ -46,7 +46,7 @@ class MonitoringSchema(StrictSchema):
 
 
 class HistoryArgsSchema(PageArgsSchema):
-    jobID = fields.Integer()
+    jobID = Id(strict=False)
     jobName = fields.String()
     server = fields.String()
     state = fields.String(validate=validate.OneOf(RUN_STATES))
@@ -65,7 +65,7 @@ class RecoveryPointSchema(StrictSchema):
 
 
 class RestoreCreateSchema(StrictSchema):
-    recoveryPoint = Int(required=True, metadata={"description": "Recovery point id"})
+    recoveryPoint = Id(required=True, metadata={"description": "Recovery point id"})
     server = fields.String(
         required=True,
         validate=validate.Length(min=1, max=128),

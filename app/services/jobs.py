@@ -10,6 +10,7 @@ from app.http import FieldErrors
 from app.i18n import t
 from app.models import BackupJob, Center, Partition, Server
 from app.services import runs
+from app.services.lookup import by_id_or_name
 from app.services.runs import job_schedule
 from app.services.schedule import Schedule, describe, next_fire_time
 from app.timeutil import iso_utc, utcnow
@@ -60,11 +61,9 @@ def job_view(job: BackupJob) -> dict:
 def filtered_jobs(args: dict):
     query = select(BackupJob).join(BackupJob.server).join(Server.center).join(BackupJob.partition)
     if "center" in args:
-        ref = args["center"]
-        query = query.where(Center.name == ref if not ref.isdigit() else Center.id == int(ref))
+        query = query.where(by_id_or_name(Center, args["center"]))
     if "server" in args:
-        ref = args["server"]
-        query = query.where(Server.name == ref if not ref.isdigit() else Server.id == int(ref))
+        query = query.where(by_id_or_name(Server, args["server"]))
     if "jobName" in args:
         query = query.where(BackupJob.name == args["jobName"])
     if "mode" in args:

@@ -1,19 +1,32 @@
 """Finding things by id or by name, with a 404 that names what is missing."""
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 
 from app.extensions import db
 from app.http import ApiError
 from app.models import BackupJob, Center, Repository, Server, User
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 
-def _as_id(ref) -> int | None:
+
+def as_id(ref) -> int | None:
+    """`ref` as a database id, or None when it is a name ("²" is a digit, but not an id)."""
     text = str(ref).strip()
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID:
+        return int(text)
+    return None
+
+
+def by_id_or_name(model, ref):
+    """A filter condition: the row whose id is `ref`, or whose name is `ref`."""
+    ident = as_id(ref)
+    if ident is None:
+        return model.name == str(ref)
+    return or_(model.id == ident, model.name == str(ref))
 
 
 def _by_id_or_name(model, ref, name_column):
-    ident = _as_id(ref)
+    ident = as_id(ref)
     if ident is not None:
         found = db.session.get(model, ident)
         if found is not None:
@@ -38,7 +51,7 @@ def find_server(ref, center: Center | None = None) -> Server:
 
 
 def find_repository(ref) -> Repository:
-    ident = _as_id(ref)
+    ident = as_id(ref)
     repository = db.session.get(Repository, ident) if ident is not None else None
     if repository is None:
         raise ApiError(404, "repository_not_found", ref=ref)
@@ -56,7 +69,7 @@ def find_user(ref) -> User:
 
 def find_job(ref) -> BackupJob:
     """A job by id, or by name when exactly one job has that name."""
-    ident = _as_id(ref)
+    ident = as_id(ref)
     if ident is not None:
         job = db.session.get(BackupJob, ident)
         if job is not None:

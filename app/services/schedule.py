@@ -81,6 +81,12 @@ def parse_schedule(
         _check_once(schedule, now or utcnow())
     else:
         _check_shape(type_, _expand(expression))
+        try:
+            fires = next_fire_time(schedule, now or utcnow()) is not None
+        except CroniterError:
+            fires = False
+        if not fires:  # e.g. "0 0 30 2 *": valid fields, but February has no 30th
+            raise ScheduleError("description", t("cron_never_fires"))
     return schedule
 
 
