@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -21,6 +21,7 @@ JOB_STATUSES = ("waiting", "scheduled", "running", "completed")
 RUN_TRIGGERS = ("schedule", "manual", "retry")
 RUN_STATES = ("queued", "running", "success", "failed", "canceled", "skipped", "missed")
 UNFINISHED_RUN_STATES = ("queued", "running", "canceling")
+_UNFINISHED_SQL = "state IN ('queued', 'running', 'canceling')"
 RESTORE_STATES = ("queued", "running", "success", "failed", "canceled")
 
 
@@ -155,7 +156,18 @@ class Run(db.Model):
     which is what makes two beats, a restarted beat or a redelivered message harmless."""
 
     __tablename__ = "runs"
-    __table_args__ = (UniqueConstraint("job_id", "scheduled_for", "trigger"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "scheduled_for", "trigger"),
+        # Runs of one job never overlap: at most one unfinished run per job, enforced by
+        # the database so that /run racing beat cannot start two.
+        Index(
+            "uq_runs_one_unfinished_per_job",
+            "job_id",
+            unique=True,
+            sqlite_where=text(_UNFINISHED_SQL),
+            postgresql_where=text(_UNFINISHED_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(
@@ -166,6 +178,7 @@ class Run(db.Model):
     state: Mapped[str] = mapped_column(String(16), index=True)
     retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]  # when its message reached the broker
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]

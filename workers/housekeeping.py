@@ -15,14 +15,20 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Restore, Run
-from app.services.runs import create_run, dispatch_run, finish_run
+from app.services import dispatch
+from app.services.runs import change_state, create_run, dispatch_run, finish_run
 from app.timeutil import utcnow
 from workers.progress import LEASE_SECONDS
-from workers.scheduler import unstarted_too_long
+from workers.scheduler import AGENT_OFFLINE, unstarted_too_long
 
 log = logging.getLogger(__name__)
 
 WORKER_LOST = "worker lost: no heartbeat from the agent within the lease"
+
+
+# A queued run whose message never reached the broker (its sender died between commit and
+# send) is sent again after this long.
+RESEND_AFTER_SECONDS = 15
 
 
 def sweep(now: datetime | None = None) -> dict:
@@ -30,6 +36,7 @@ def sweep(now: datetime | None = None) -> dict:
     return {
         "lost_runs": sweep_lost_runs(now),
         "missed_runs": sweep_unstarted_runs(now),
+        "resent_runs": resend_undispatched_runs(now),
         "lost_restores": sweep_lost_restores(now),
     }
 
@@ -41,10 +48,16 @@ def _expired(model, now: datetime):
     )
 
 
-def _take(model, row, states: tuple[str, ...], **values) -> bool:
+def _take(model, row, now: datetime, **values) -> bool:
+    """The lost row, if it is still lost: unfinished and still without a fresh heartbeat."""
+    horizon = now - timedelta(seconds=LEASE_SECONDS)
     taken = db.session.execute(
         update(model)
-        .where(model.id == row.id, model.state.in_(states), model.heartbeat_at == row.heartbeat_at)
+        .where(
+            model.id == row.id,
+            model.state.in_(("running", "canceling")),
+            model.heartbeat_at < horizon,
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -55,7 +68,7 @@ def sweep_lost_runs(now: datetime) -> list[int]:
     retried = []
     for run in db.session.scalars(_expired(Run, now)).all():
         was_canceling = run.state == "canceling"
-        if not _take(Run, run, ("running", "canceling"), state="failed", finished_at=now):
+        if not _take(Run, run, now, state="failed", finished_at=now):
             db.session.rollback()
             continue
         db.session.refresh(run)
@@ -65,40 +78,42 @@ def sweep_lost_runs(now: datetime) -> list[int]:
             continue
         finish_run(run, "failed", WORKER_LOST)
         retry = None
-        if run.trigger != "retry" and run.job.active is not None:
+        if run.trigger != "retry":  # retried once; a lost retry stays failed
             retry = create_run(run.job, "retry", run.scheduled_for, "queued", retry_of_id=run.id)
         db.session.commit()
         if retry is not None:
             retried.append(retry.id)
             dispatch_run(retry)
-            from app.services import dispatch
-
-            dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
+        dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
     return retried
 
 
 def sweep_unstarted_runs(now: datetime) -> list[int]:
     missed = []
     for run in db.session.scalars(select(Run).where(Run.state == "queued")).all():
-        if unstarted_too_long(run, now):
-            taken = db.session.execute(
-                update(Run)
-                .where(Run.id == run.id, Run.state == "queued")
-                .values(state="missed")
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if taken:
-                db.session.refresh(run)
-                finish_run(run, "missed", "no agent started the run in time (agent offline)")
-                missed.append(run.id)
-            db.session.commit()
+        if unstarted_too_long(run, now) and change_state(run, ("queued",), "missed"):
+            finish_run(run, "missed", AGENT_OFFLINE)
+            missed.append(run.id)
+        db.session.commit()
     return missed
+
+
+def resend_undispatched_runs(now: datetime) -> list[int]:
+    horizon = now - timedelta(seconds=RESEND_AFTER_SECONDS)
+    stranded = select(Run).where(
+        Run.state == "queued", Run.dispatched_at.is_(None), Run.queued_at < horizon
+    )
+    resent = []
+    for run in db.session.scalars(stranded).all():
+        if dispatch_run(run):  # a duplicate message is harmless: the agent claims once
+            resent.append(run.id)
+    return resent
 
 
 def sweep_lost_restores(now: datetime) -> list[int]:
     lost = []
     for restore in db.session.scalars(_expired(Restore, now)).all():
-        if _take(Restore, restore, ("running", "canceling"), state="failed", finished_at=now):
+        if _take(Restore, restore, now, state="failed", finished_at=now):
             db.session.refresh(restore)
             restore.error_message = WORKER_LOST
             lost.append(restore.id)

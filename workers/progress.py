@@ -57,7 +57,7 @@ class ProgressMonitor(threading.Thread):
         with db.engine.begin() as conn:
             conn.execute(update(table).where(table.c.id == self.row_id).values(**values))
             state = conn.execute(select(table.c.state).where(table.c.id == self.row_id)).scalar()
-        if state in (None, "canceling", "canceled"):
+        if state != "running":  # canceling, deleted, or declared lost by the sweeper
             self.cancel_requested.set()
 
     def __enter__(self) -> ProgressMonitor:

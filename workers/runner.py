@@ -11,7 +11,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch
-from app.services.runs import engine_job_name, finish_run, refresh_job_status
+from app.services.runs import change_state, engine_job_name, finish_run, refresh_job_status
 from app.timeutil import iso_utc, utcnow
 from workers import engine
 from workers.agent import agent_settings
@@ -72,7 +72,10 @@ def run_backup(run_id: int) -> str:
     db.session.commit()
     if finish is None:
         finish = _back_up(run, job, served.path)
-    finish_run(run, *finish)
+    if change_state(run, ("running", "canceling"), finish[0]):
+        finish_run(run, *finish)
+    else:  # the sweeper declared this run lost meanwhile; its outcome stands
+        log.warning("run %s ended %s after it was declared lost", run.id, finish[0])
     db.session.commit()
     dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
     return run.state

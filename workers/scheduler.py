@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import BackupJob, Run
 from app.services.runs import (
+    change_state,
     create_run,
     dispatch_run,
     finish_run,
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 _MAX_JOBS_PER_TICK = 500
 _MAX_CATCH_UP = 100_000  # fire times skipped over after a long outage, per job
+AGENT_OFFLINE = "no agent started the run before its deadline (agent offline)"
+OVERLAP = "the previous run of this job was still queued or running"
 
 
 def due_jobs(now: datetime) -> list[tuple[int, datetime]]:
@@ -103,8 +106,14 @@ def fire_job(job_id: int, fire_at: datetime, now: datetime) -> Run | None:
     expire_unstarted_runs(job, now)
     state, reason = _outcome(job, newest, now)
     run = create_run(job, "schedule", newest, state, error_message=reason)
+    if run is None and state == "queued":
+        # A manual run started between our check and the insert: this fire time overlaps.
+        state, reason = "skipped", OVERLAP
+        run = create_run(job, "schedule", newest, state, error_message=reason)
     if run is None:
-        db.session.rollback()
+        # This fire time already has its run (a schedule change put next_run_at back on
+        # it): keep the claim, so the job moves on instead of being claimed forever.
+        db.session.commit()
         return None
     if reason:
         run.log = [f"{iso_utc(now)} {reason}"]
@@ -123,18 +132,18 @@ def _outcome(job: BackupJob, fire_time: datetime, now: datetime) -> tuple[str, s
             f"beat was not running at {iso_utc(fire_time)}; the misfire grace is {grace} s"
         )
     if unfinished_run(job.id) is not None:
-        return "skipped", "the previous run of this job was still queued or running"
+        return "skipped", OVERLAP
     return "queued", None
 
 
 def expire_unstarted_runs(job: BackupJob, now: datetime) -> int:
     """Queued runs whose job has reached its next fire time become `missed`."""
     count = 0
-    for run in db.session.scalars(select(Run).where(Run.job_id == job.id, Run.state == "queued")):
-        if unstarted_too_long(run, now):
-            finish_run(
-                run, "missed", "no agent started the run before the next fire time (agent offline)"
-            )
+    queued = select(Run).where(Run.job_id == job.id, Run.state == "queued")
+    for run in db.session.scalars(queued).all():
+        # conditional: an agent may claim the run between our read and this write
+        if unstarted_too_long(run, now) and change_state(run, ("queued",), "missed"):
+            finish_run(run, "missed", AGENT_OFFLINE)
             count += 1
     return count
 

@@ -152,8 +152,8 @@ def _change_schedule(job: BackupJob, schedule: Schedule) -> list[dict]:
 
 def delete_job(job: BackupJob, purge: bool) -> None:
     """Stop the job (a running run is canceled), optionally purge its recovery points, delete it."""
-    runs.stop_job(job)
-    if purge:
+    if purge:  # first: with the broker down nothing changes and the caller gets 503
         runs.purge_points(job)
+    runs.deactivate(job)
     db.session.delete(job)
     db.session.commit()

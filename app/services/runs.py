@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -65,12 +65,16 @@ def dispatch_run(run: Run, expires=None) -> bool:
             {"run_id": run.id, "job_id": job.id, "job_name": job.name},
             expires=expires,
         )
-        return True
     except (BrokerError, OSError) as exc:
         log.warning("could not queue run %s: %s", run.id, exc)
         finish_run(run, "failed", f"the message broker is unavailable: {exc}")
         db.session.commit()
         return False
+    # A run committed but never sent (the process died in between) has no dispatched_at:
+    # the sweeper sends it again.
+    db.session.execute(update(Run).where(Run.id == run.id).values(dispatched_at=utcnow()))
+    db.session.commit()
+    return True
 
 
 def finish_run(run: Run, state: str, error: str | None = None) -> None:
@@ -121,31 +125,50 @@ def start_job(job: BackupJob) -> None:
 
 
 def stop_job(job: BackupJob) -> list[int]:
-    """Deactivate the schedule and cancel unfinished runs; returns the canceled run ids.
+    """Deactivate the schedule and cancel unfinished runs; returns the canceled run ids."""
+    canceled = deactivate(job)
+    db.session.commit()
+    return canceled
 
-    A queued run is canceled at once; a running one is marked `canceling` and its agent
-    stops at the engine's next safe point, leaving no partial point.
-    """
+
+def deactivate(job: BackupJob) -> list[int]:
+    """Stop the schedule; a queued run is canceled at once, a running one is marked
+    `canceling` and its agent stops at the engine's next safe point, leaving no partial
+    point. Each change is conditional on the state read, so a run finishing meanwhile keeps
+    its outcome. Does not commit."""
     job.active = False
     job.next_run_at = None
     canceled = []
     for run in db.session.scalars(
         select(Run).where(Run.job_id == job.id, Run.state.in_(("queued", "running")))
-    ):
-        canceled.append(run.id)
-        if run.state == "queued":
-            finish_run(run, "canceled", "canceled by stop")
-        else:
-            run.state = "canceling"
+    ).all():
+        new_state = "canceled" if run.state == "queued" else "canceling"
+        if change_state(run, (run.state,), new_state):
+            canceled.append(run.id)
+            if new_state == "canceled":
+                finish_run(run, "canceled", "canceled by stop")
     refresh_job_status(job)
-    db.session.commit()
     return canceled
 
 
+def change_state(run: Run, expected: tuple[str, ...], new_state: str) -> bool:
+    """Move `run` to `new_state` only if it is still in one of `expected` (an atomic UPDATE)."""
+    changed = db.session.execute(
+        update(Run)
+        .where(Run.id == run.id, Run.state.in_(expected))
+        .values(state=new_state)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed:
+        run.state = new_state
+        db.session.flush()
+    return changed == 1
+
+
 def run_now(job: BackupJob) -> Run:
-    if unfinished_run(job.id) is not None:
-        raise ApiError(409, "job_already_running", ref=job.id)
     run = create_run(job, "manual", utcnow(), "queued")
+    if run is None:  # the database allows one unfinished run per job
+        raise ApiError(409, "job_already_running", ref=job.id)
     db.session.commit()
     if not dispatch_run(run):
         raise ApiError(503, "service_unavailable", component="broker")
