@@ -23,6 +23,23 @@ def register(client, auth, seed_inventory, broker):
     return _register
 
 
+@pytest.fixture
+def broker_down(app):
+    """Within the block, the app's broker is an address where nothing listens."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def _down():
+        saved = app.config["REDIS_URL"]
+        app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+        try:
+            yield
+        finally:
+            app.config["REDIS_URL"] = saved
+
+    return _down
+
+
 def every_minute(**changes) -> dict:
     return {"schedule": {"type": "custom", "description": "* * * * *"}, **changes}
 

@@ -75,13 +75,10 @@ def test_every_lost_run_tells_the_control_worker_for_mail(register, broker):
     assert broker.llen("zdm.control") == 1
 
 
-def test_delete_with_purge_and_broker_down_changes_nothing(client, auth, register, broker, app):
+def test_delete_with_purge_and_broker_down_changes_nothing(client, auth, register, broker_down):
     job = register(**every_minute())
-    app.config["REDIS_URL"], saved = "redis://127.0.0.1:1/0", app.config["REDIS_URL"]
-    try:
+    with broker_down():
         response = client.delete(f"/api/v1/backups/{job.id}?purge=true", headers=auth)
-    finally:
-        app.config["REDIS_URL"] = saved
 
     assert_error(response, 503)
     db.session.expire_all()

@@ -28,13 +28,10 @@ def test_run_now_while_a_run_is_unfinished_is_409(client, auth, register, broker
     assert len(runs_of(job.id)) == 1
 
 
-def test_run_now_with_broker_down_is_503_and_the_run_fails(client, auth, register, broker, app):
+def test_run_now_with_broker_down_is_503_and_the_run_fails(client, auth, register, broker_down):
     job = register(**every_minute())
-    app.config["REDIS_URL"], saved = "redis://127.0.0.1:1/0", app.config["REDIS_URL"]
-    try:
+    with broker_down():
         response = client.post(f"/api/v1/backups/{job.id}/run", headers=auth)
-    finally:
-        app.config["REDIS_URL"] = saved
 
     assert_error(response, 503)
     assert [r.state for r in runs_of(job.id)] == ["failed"]
