@@ -3,6 +3,7 @@ repositories) and backup jobs."""
 
 from __future__ import annotations
 
+import uuid as uuid_module
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
@@ -23,16 +24,25 @@ RUN_STATES = ("queued", "running", "success", "failed", "canceled", "skipped", "
 UNFINISHED_RUN_STATES = ("queued", "running", "canceling")
 _UNFINISHED_SQL = "state IN ('queued', 'running', 'canceling')"
 RESTORE_STATES = ("queued", "running", "success", "failed", "canceled")
+POINT_STATES = ("available", "missing")
+VERIFICATION_STATES = ("queued", "running", "success", "failed")
+_LIVE_JOB_SQL = "deleted_at IS NULL"
+# SQLite hands out the id of a deleted row again unless a table says AUTOINCREMENT; ids of
+# jobs, runs, points and restores are never reused (SPEC "Identity"), so every table says it.
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class User(db.Model):
     __tablename__ = "users"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A disabled user can neither log in nor use a token issued before.
+    disabled_at: Mapped[datetime | None]
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete")
 
@@ -41,6 +51,7 @@ class ApiToken(db.Model):
     """A bearer token. Only the SHA-256 of the token is stored; the token is shown once."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -54,6 +65,7 @@ class ApiToken(db.Model):
 
 class Center(db.Model):
     __tablename__ = "centers"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -68,6 +80,7 @@ class Server(db.Model):
     the queue `zdm.server.<name>`."""
 
     __tablename__ = "servers"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"), index=True)
@@ -85,7 +98,7 @@ class Server(db.Model):
 
 class Partition(db.Model):
     __tablename__ = "partitions"
-    __table_args__ = (UniqueConstraint("server_id", "name"),)
+    __table_args__ = (UniqueConstraint("server_id", "name"), _NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
@@ -100,24 +113,56 @@ class Partition(db.Model):
 
 class Repository(db.Model):
     __tablename__ = "repositories"
-    __table_args__ = (UniqueConstraint("center_id", "path"),)
+    __table_args__ = (UniqueConstraint("center_id", "path"), _NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"), index=True)
     type: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Verification on a schedule (cron, in ZDM_TIMEZONE); beat fires it like a job.
+    verify_schedule: Mapped[str | None] = mapped_column(String(128))
+    verify_read_data: Mapped[int] = mapped_column(
+        default=0, server_default="0"
+    )  # percent of objects decoded
+    verify_next_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_verified_at: Mapped[datetime | None]
 
     center: Mapped[Center] = relationship()
+
+
+def _new_uuid() -> str:
+    return str(uuid_module.uuid4())
+
+
+def _engine_job_name(context) -> str:
+    return f"job-{context.get_current_parameters()['uuid']}"
 
 
 class BackupJob(db.Model):
     """One partition of one server, backed up on a schedule into a repository."""
 
     __tablename__ = "backup_jobs"
-    __table_args__ = (UniqueConstraint("server_id", "partition_id", "name"),)
+    __table_args__ = (
+        # A name is unique per (server, partition) among the jobs that are not deleted.
+        Index(
+            "uq_backup_jobs_live_name",
+            "server_id",
+            "partition_id",
+            "name",
+            unique=True,
+            sqlite_where=text(_LIVE_JOB_SQL),
+            postgresql_where=text(_LIVE_JOB_SQL),
+        ),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Stable identity of the job's data: the engine names its points `engine_job`, which is
+    # `job-<uuid>` (jobs registered before uuids keep the `job-<id>` their points already
+    # carry; see migration 4e45ceba2b0e), so no later job ever reads or prunes them.
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=_new_uuid)
+    engine_job: Mapped[str] = mapped_column(String(64), unique=True, default=_engine_job_name)
     name: Mapped[str] = mapped_column(String(128), index=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"), index=True)
     partition_id: Mapped[int] = mapped_column(ForeignKey("partitions.id"))
@@ -144,11 +189,15 @@ class BackupJob(db.Model):
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Deleting keeps the row (and so its runs and id): the job leaves /backups.
+    deleted_at: Mapped[datetime | None] = mapped_column(index=True)
 
     server: Mapped[Server] = relationship()
     partition: Mapped[Partition] = relationship()
     repository: Mapped[Repository] = relationship()
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
 
 
 class Run(db.Model):
@@ -167,12 +216,14 @@ class Run(db.Model):
             sqlite_where=text(_UNFINISHED_SQL),
             postgresql_where=text(_UNFINISHED_SQL),
         ),
+        _NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(
         ForeignKey("backup_jobs.id", ondelete="CASCADE"), index=True
     )
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     trigger: Mapped[str] = mapped_column(String(16))
     scheduled_for: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -193,6 +244,7 @@ class Run(db.Model):
     log: Mapped[list] = mapped_column(JSON, default=list)
 
     job: Mapped[BackupJob] = relationship()
+    requested_by: Mapped[User | None] = relationship()
 
 
 class RecoveryPoint(db.Model):
@@ -200,6 +252,7 @@ class RecoveryPoint(db.Model):
     job (job_id becomes NULL) unless the job is deleted with purge."""
 
     __tablename__ = "recovery_points"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engine_id: Mapped[str] = mapped_column(String(64))
@@ -218,12 +271,20 @@ class RecoveryPoint(db.Model):
     stored_size: Mapped[int] = mapped_column(BigInteger, default=0)
     compression: Mapped[str | None] = mapped_column(String(16))
     encrypted: Mapped[bool] = mapped_column(default=False)
+    # The point file's checksum (hex) as the engine reported it when the run finished;
+    # restore and verify refuse a point file that does not match it.
+    digest: Mapped[str | None] = mapped_column(String(64))
+    # `missing` when reconciliation found the point file gone: shown, never restorable.
+    state: Mapped[str] = mapped_column(String(16), default="available", server_default="available")
+    # Set by verification when an object the point needs is damaged or missing.
+    damaged: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     repository: Mapped[Repository] = relationship()
 
 
 class Restore(db.Model):
     __tablename__ = "restores"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recovery_point_id: Mapped[int | None] = mapped_column(
@@ -231,6 +292,8 @@ class Restore(db.Model):
     )
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))
     target: Mapped[str] = mapped_column(String(1024))
+    overwrite: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(16), index=True)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -245,3 +308,53 @@ class Restore(db.Model):
 
     recovery_point: Mapped[RecoveryPoint | None] = relationship()
     server: Mapped[Server] = relationship()
+    requested_by: Mapped[User | None] = relationship()
+
+
+class Verification(db.Model):
+    """One verification of a repository, run by an agent that uses it (SPEC "Trust")."""
+
+    __tablename__ = "verifications"
+    __table_args__ = _NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    server_id: Mapped[int | None] = mapped_column(ForeignKey("servers.id", ondelete="SET NULL"))
+    trigger: Mapped[str] = mapped_column(String(16))  # manual | schedule
+    read_data: Mapped[int] = mapped_column(default=0)  # percent of objects fully decoded
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    points_checked: Mapped[int] = mapped_column(default=0)
+    objects_checked: Mapped[int] = mapped_column(default=0)
+    problems: Mapped[list] = mapped_column(JSON, default=list)
+    damaged_points: Mapped[list] = mapped_column(JSON, default=list)  # recovery point ids
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    repository: Mapped[Repository] = relationship()
+    server: Mapped[Server | None] = relationship()
+    requested_by: Mapped[User | None] = relationship()
+
+
+class DamagedObject(db.Model):
+    """An object verification found damaged or missing. Backups of the repository store
+    such blocks again instead of reusing them; a later clean verification clears it."""
+
+    __tablename__ = "damaged_objects"
+    __table_args__ = (UniqueConstraint("repository_id", "object_id"), _NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    object_id: Mapped[str] = mapped_column(String(64))  # hex
+    pack_id: Mapped[str] = mapped_column(String(32))  # hex
+    verification_id: Mapped[int | None] = mapped_column(
+        ForeignKey("verifications.id", ondelete="SET NULL")
+    )
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,12 +1,22 @@
 """A fresh app on a real database for each test session, and clean tables for each test.
 
 The database is SQLite (a file in a temporary directory) unless TEST_DATABASE_URL names a
-PostgreSQL server; then each xdist worker gets a database of its own on it, created here.
+PostgreSQL server; then each xdist worker gets a database of its own on it, created here
+(named after the worker and this test run, dropped at the end).
+
+Redis: each xdist worker starts a private `redis-server` on a free loopback port, so the
+suite never reads or flushes anyone else's Redis. TEST_REDIS_URL points it at a Redis of
+your choice instead (the suite then uses databases 15, 14, ... of it, and flushes them).
 """
 
 import functools
 import os
 import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 import redis
@@ -22,23 +32,42 @@ from app.models import Center, Partition, Repository, Server, User
 PASSWORD = "correct horse battery"
 
 
+# One name per test run, so two runs at once (two checkouts, CI beside a developer) never
+# drop each other's databases.
+_RUN = f"{os.getpid()}_{secrets.token_hex(3)}"
+
+
+def _admin_engine(url):
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
 def _worker_database(base_url: str, worker: str) -> str:
     url = make_url(base_url)
-    name = re.sub(r"\W", "_", f"{url.database}_{worker}")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = re.sub(r"\W", "_", f"{url.database}_{worker}_{_RUN}")
+    admin = _admin_engine(url)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(url_text: str) -> None:
+    url = make_url(url_text)
+    admin = _admin_engine(url.set(database=make_url(os.environ["TEST_DATABASE_URL"]).database))
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory, worker_id):
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        return _worker_database(base, worker_id)
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'zdm.sqlite3'}"
+        url = _worker_database(base, worker_id)
+        yield url
+        _drop_database(url)
+        return
+    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'zdm.sqlite3'}"
 
 
 @pytest.fixture
@@ -46,16 +75,75 @@ def fresh_database_url(tmp_path, worker_id):
     """An empty database for tests that run the service's own processes (CLI, gunicorn)."""
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        return _worker_database(base, f"{worker_id}_fresh")
-    return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        url = _worker_database(base, f"{worker_id}_fresh_{secrets.token_hex(2)}")
+        yield url
+        _drop_database(url)
+        return
+    yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_private_redis(directory, *extra: str) -> tuple[subprocess.Popen, int]:
+    """A redis-server of the test's own on a free loopback port (no persistence unless
+    `extra` asks for it); returns the process and its port once it answers."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed (scripts/setup installs it as root)")
+    for _attempt in range(5):
+        port = _free_port()
+        process = subprocess.Popen(
+            [
+                server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if client.ping():
+                    client.close()
+                    return process, port
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        process.kill()
+        process.wait(10)
+    pytest.fail("could not start a private redis-server")
 
 
 @pytest.fixture(scope="session")
-def redis_url(worker_id):
-    """A Redis database of this xdist worker's own (15 for gw0 or no xdist, 14 for gw1, ...)."""
-    base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-    number = 15 - (int(worker_id[2:]) if worker_id.startswith("gw") else 0) % 12
-    return f"{base.rstrip('/')}/{number}"
+def redis_url(worker_id, tmp_path_factory):
+    """This xdist worker's own Redis: a private server, or a database of TEST_REDIS_URL
+    (15 for gw0 or no xdist, 14 for gw1, ...) when that is set."""
+    base = os.environ.get("TEST_REDIS_URL")
+    if base:
+        number = 15 - (int(worker_id[2:]) if worker_id.startswith("gw") else 0) % 12
+        yield f"{base.rstrip('/')}/{number}"
+        return
+    process, port = start_private_redis(tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 @pytest.fixture
@@ -101,6 +189,7 @@ def _clean_tables(request):
             else:
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
+                conn.execute(text("DELETE FROM sqlite_sequence"))  # AUTOINCREMENT counters
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch
-from app.services.runs import change_state, engine_job_name, finish_run, refresh_job_status
+from app.services.runs import change_state, finish_run, refresh_job_status
 from app.timeutil import iso_utc, utcnow
 from workers import engine
 from workers.agent import agent_settings
@@ -86,7 +86,7 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
         result, failure = _engine_call(
             lambda: engine.backup(
                 job.repository.path,
-                engine_job_name(job.id),
+                job.engine_job,
                 source,
                 mode=job.mode,
                 compression=job.compression,
@@ -114,7 +114,7 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
         server_id=job.server_id,
         partition_name=job.partition.name,
         partition_kind=job.partition.kind,
-        engine_job=engine_job_name(job.id),
+        engine_job=job.engine_job,
         mode=result.mode,
         source_size=result.source_size,
         stored_size=result.stored_size,
@@ -132,7 +132,7 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
 def _apply_rotation(run: Run, job) -> None:
     """At most `rotation` points of the job remain; data no remaining point needs goes."""
     try:
-        report = engine.prune(job.repository.path, engine_job_name(job.id), job.rotation)
+        report = engine.prune(job.repository.path, job.engine_job, job.rotation)
     except engine.EngineError as exc:
         _note(run, f"rotation did not run: {exc}")
         return

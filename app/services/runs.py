@@ -31,11 +31,6 @@ def job_schedule(job: BackupJob) -> Schedule:
     return Schedule(job.schedule_type, job.schedule_expr, job.timezone)
 
 
-def engine_job_name(job_id: int) -> str:
-    """The job's name inside the repository: stable when the job is renamed."""
-    return f"job-{job_id}"
-
-
 def unfinished_run(job_id: int) -> Run | None:
     return db.session.scalar(
         select(Run).where(Run.job_id == job_id, Run.state.in_(UNFINISHED_RUN_STATES)).limit(1)
@@ -201,7 +196,7 @@ def purge_points(job: BackupJob) -> int:
         dispatch.server_queue(job.server.name),
         {
             "repository": job.repository.path,
-            "engine_job": engine_job_name(job.id),
+            "engine_job": job.engine_job,
             "job_name": job.name,
         },
     )

@@ -133,7 +133,7 @@ def point(register, broker):
     job = register(**every_minute())
     run = fire_due_jobs(later(job))[0]
     point = RecoveryPoint(engine_id="0123abcd", job_id=job.id, run_id=run.id, repository_id=1, server_id=1,
-                          partition_name="/dev/sda1", partition_kind="block", engine_job=f"job-{job.id}",
+                          partition_name="/dev/sda1", partition_kind="block", engine_job=job.engine_job,
                           mode="full", source_size=100, stored_size=10, compression="lz4")  # fmt: skip
     db.session.add(point)
     db.session.commit()
