@@ -20,6 +20,15 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"setting {name} must be an integer, got {raw!r}") from exc
 
 
+def _absolute_paths(name: str, default: str) -> list[str]:
+    """A colon-separated list of absolute paths, normalised."""
+    paths = [p.strip() for p in os.environ.get(name, default).split(":") if p.strip()]
+    for path in paths:
+        if not path.startswith("/"):
+            raise RuntimeError(f"setting {name} must list absolute paths, got {path!r}")
+    return ["/" + os.path.normpath(path).lstrip("/") for path in paths]
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -46,6 +55,9 @@ class Config:
     ZDM_REPOSITORY_ROOTS = [
         p for p in os.environ.get("ZDM_REPOSITORY_ROOTS", "").split(":") if p.strip()
     ]
+    # Where a restore may create files and directories (colon-separated): checked by the API
+    # and again by each agent, so set it alike on web and agents. Empty: in place only.
+    ZDM_RESTORE_ROOTS = _absolute_paths("ZDM_RESTORE_ROOTS", "/var/lib/zdm/restores")
     # A server whose agent has not been heard from for this long shows `online: false`.
     ZDM_AGENT_OFFLINE_SECONDS = _int("ZDM_AGENT_OFFLINE_SECONDS", 60)
     ZDM_SMTP_URL = os.environ.get("ZDM_SMTP_URL", "")

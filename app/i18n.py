@@ -191,6 +191,89 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "excludeDir는 디렉터리 파티션에만 쓸 수 있습니다 ('{partition}'은(는) 블록 파티션입니다)",
         "excludeDir applies to directory partitions only; '{partition}' is a block partition.",
     ),
+    # where a restore may write (app/services/restore_policy.py)
+    "path_control_characters": (
+        "제어 문자(NUL, 줄바꿈 등)를 포함할 수 없습니다",
+        "Must not contain control characters (NUL, line breaks, ...).",
+    ),
+    "path_too_long": (
+        "경로는 {max}자 이하, 경로의 각 이름은 {name_max}바이트 이하여야 합니다",
+        "Must be at most {max} characters long, each name in it at most {name_max} bytes.",
+    ),
+    "restore_role": (
+        "복구는 operator 또는 admin 역할만 요청할 수 있습니다 (요청한 사용자의 역할: {role})",
+        "Only an operator or admin may restore; the requester's role is {role}.",
+    ),
+    "restore_in_place_admin_only": (
+        "파티션 '{partition}'에 제자리 복구는 admin만 할 수 있습니다",
+        "Only an admin may restore onto partition {partition} in place.",
+    ),
+    "restore_in_place_needs_overwrite": (
+        "파티션 '{partition}'에 제자리 복구하면 데이터가 덮어써집니다. overwrite를 true로 지정하세요",
+        "Restoring onto partition {partition} in place replaces its data: set overwrite to true.",
+    ),
+    "restore_partition_busy": (
+        "파티션 '{partition}'의 백업 실행이나 복구가 대기 중이거나 진행 중입니다. 끝난 뒤 제자리 복구하세요",
+        "A backup run or restore of partition {partition} is queued or running; restore onto "
+        "it in place after it has ended.",
+    ),
+    "restore_partition_mounted": (
+        "파티션 '{partition}'({device})이(가) 마운트되어 있거나 시스템이 사용 중입니다. 제자리 복구 전에 해제하세요",
+        "Partition {partition} ({device}) is mounted or otherwise in use by the system; "
+        "unmount it before restoring onto it in place.",
+    ),
+    "restore_target_system": (
+        "복구 대상 '{target}'이(가) /proc, /sys, /dev와 겹칩니다. 그곳에는 이 서버의 파티션을 파티션 이름으로 지정할 때만 복구합니다",
+        "Target {target} overlaps /proc, /sys or /dev; a restore writes there only onto a "
+        "partition the server serves, named as the partition.",
+    ),
+    "restore_target_repository": (
+        "복구 대상 '{target}'이(가) 리포지토리 '{repository}'와 겹칩니다. 복구는 리포지토리에 쓰지 않습니다",
+        "Target {target} overlaps repository {repository}; a restore never writes into a "
+        "repository.",
+    ),
+    "restore_target_database": (
+        "복구 대상 '{target}'이(가) 서비스 데이터베이스 파일 '{database}'와 겹칩니다. 복구는 데이터베이스에 쓰지 않습니다",
+        "Target {target} overlaps the service's database file {database}; a restore never "
+        "writes there.",
+    ),
+    "restore_target_partition_source": (
+        "복구 대상 '{target}'은(는) 파티션 '{partition}'의 원본입니다. 제자리 복구는 대상에 파티션 이름을 지정하세요 (admin, overwrite: true)",
+        "Target {target} is where partition {partition} is served from; to restore onto it "
+        "in place, name the partition as the target (admin, overwrite: true).",
+    ),
+    "restore_target_in_use": (
+        "복구 대상 '{target}'이(가) 진행 중인 다른 복구의 대상 '{other}'와 겹칩니다",
+        "Target {target} overlaps {other}, the target of another restore in progress.",
+    ),
+    "restore_target_outside_roots": (
+        "복구 대상 '{target}'이(가) 복구 루트({roots}) 아래에 있지 않습니다. 새 파일이나 디렉터리는 복구 루트 아래에, 제자리 복구는 파티션 이름으로 지정하세요",
+        "Target {target} is not under a restore root ({roots}); a restore writes a new file "
+        "or directory under a restore root, or onto a served partition named as the partition.",
+    ),
+    "restore_target_symlink_escape": (
+        "복구 대상 '{target}'이(가) 심볼릭 링크를 거쳐 복구 루트({roots}) 밖의 '{resolved}'(으)로 이어집니다",
+        "Target {target} leads through a symbolic link to {resolved}, outside the restore "
+        "roots ({roots}).",
+    ),
+    "restore_target_no_directory": (
+        "복구 대상 '{target}'의 디렉터리가 에이전트에 없습니다",
+        "The directory of target {target} does not exist on the agent.",
+    ),
+    "restore_target_exists": (
+        "복구 대상 '{target}'이(가) 이미 있습니다. 바꾸려면 overwrite를 true로 지정하세요",
+        "Target {target} already exists; set overwrite to true to replace it.",
+    ),
+    "restore_target_special": (
+        "복구 대상 '{target}'은(는) 일반 파일이나 디렉터리가 아닙니다 (장치 등). 복구 루트 아래에서는 일반 파일과 디렉터리만 바꿉니다",
+        "Target {target} is not a regular file or directory (a device, for instance); under "
+        "a restore root a restore replaces only regular files and directories.",
+    ),
+    "restore_target_unsafe_directory": (
+        "복구 대상 '{target}'으로 가는 디렉터리 '{directory}'를 root나 에이전트가 아닌 사용자가 바꿀 수 있습니다. 그런 사용자가 바꿀 수 없는 디렉터리에 복구하세요",
+        "Directory {directory} on the way to target {target} can be changed by users other "
+        "than root and the agent; restore into directories only they can change.",
+    ),
 }
 
 # Marshmallow's own messages, as Korean, for `detail.validationErrors`.
@@ -200,6 +283,7 @@ _MARSHMALLOW_KO: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^Field may not be null\.$"), "null일 수 없습니다"),
     (re.compile(r"^Not a valid string\.$"), "문자열이어야 합니다"),
     (re.compile(r"^Not a valid integer\.$"), "정수여야 합니다"),
+    (re.compile(r"^Not a valid boolean\.$"), "true 또는 false여야 합니다"),
     (re.compile(r"^Not a valid list\.$"), "배열이어야 합니다"),
     (re.compile(r"^Invalid input type\.$"), "잘못된 입력 타입입니다"),
     (re.compile(r"^Invalid type\.$"), "잘못된 입력 타입입니다"),
