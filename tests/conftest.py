@@ -162,6 +162,7 @@ def app(database_url, redis_url):
         SQLALCHEMY_DATABASE_URI = database_url
         REDIS_URL = redis_url
         ZDM_REPOSITORY_ROOTS = []
+        ZDM_RESTORE_ROOTS = ["/var/lib/zdm/restores"]
 
     application = create_app(TestConfig)
     with application.app_context():

@@ -1,10 +1,11 @@
 """Runs, recovery points and restores."""
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from app.models import RUN_STATES, RUN_TRIGGERS
 from app.schemas.backups import BackupJobSchema
-from app.schemas.common import AbsolutePath, Id, PageArgsSchema, StrictSchema
+from app.schemas.common import Id, PageArgsSchema, StrictSchema
+from app.services.restore_policy import MAX_TARGET_LENGTH, RestoreRefused, normalised_target
 
 
 class _JobRef(StrictSchema):
@@ -64,6 +65,16 @@ class RecoveryPointSchema(StrictSchema):
     encrypted = fields.Boolean()
 
 
+class RestoreTarget(fields.String):
+    """An absolute, normalised path; its shape is the restore policy's first rule."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return normalised_target(super()._deserialize(value, attr, data, **kwargs))
+        except RestoreRefused as refusal:
+            raise ValidationError(refusal.message()) from None
+
+
 class RestoreCreateSchema(StrictSchema):
     recoveryPoint = Id(required=True, metadata={"description": "Recovery point id"})
     server = fields.String(
@@ -71,11 +82,25 @@ class RestoreCreateSchema(StrictSchema):
         validate=validate.Length(min=1, max=128),
         metadata={"description": "Server (id or name) whose agent restores"},
     )
-    target = AbsolutePath(
+    target = RestoreTarget(
         required=True,
-        validate=validate.Length(min=2, max=1024),
         metadata={
-            "description": "A file or device for block points, a directory for directory points"
+            "pattern": "^/",
+            "minLength": 1,
+            "maxLength": MAX_TARGET_LENGTH,
+            "description": "A new file (block point) or directory (directory point) under one "
+            "of the agent's restore roots (`ZDM_RESTORE_ROOTS`); or, to restore in place "
+            "(admin only, with `overwrite`), the name of a partition the server serves, such "
+            "as `/dev/sda1`. Never a repository, the service's database, /proc, /sys or /dev.",
+        },
+    )
+    overwrite = fields.Boolean(
+        load_default=False,
+        truthy={True},
+        falsy={False},
+        metadata={
+            "description": "Replace an existing target; required to restore onto a partition "
+            "in place"
         },
     )
 

@@ -170,8 +170,17 @@ def run_now(job: BackupJob) -> Run:
     return run
 
 
-def request_restore(point: RecoveryPoint, server, target: str) -> Restore:
-    restore = Restore(recovery_point=point, server=server, target=target, state="queued")
+def request_restore(
+    point: RecoveryPoint, server, target: str, overwrite: bool = False, requested_by=None
+) -> Restore:
+    restore = Restore(
+        recovery_point=point,
+        server=server,
+        target=target,
+        overwrite=overwrite,
+        requested_by=requested_by,
+        state="queued",
+    )
     db.session.add(restore)
     db.session.commit()
     try:

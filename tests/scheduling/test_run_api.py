@@ -155,13 +155,13 @@ def test_recovery_points_of_a_job(client, auth, point):
 def test_restore_is_queued_for_the_servers_agent(client, auth, point, broker):
     response = client.post(
         "/api/v1/restores",
-        json={"recoveryPoint": point.id, "server": "web-server-01", "target": "/restore/sda1.img"},
+        json={"recoveryPoint": point.id, "server": "web-server-01", "target": "/var/lib/zdm/restores/sda1.img"},
         headers=auth,
     )
 
     assert response.status_code == 202
     restore = response.get_json()["data"]
-    assert restore["state"] == "queued" and restore["target"] == "/restore/sda1.img"
+    assert restore["state"] == "queued" and restore["target"] == "/var/lib/zdm/restores/sda1.img"
     assert queued_messages(broker) == [
         {"task": "zdm.restore.run", "restore_id": restore["id"], "recovery_point_id": point.id}
     ]
