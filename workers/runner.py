@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 
+from flask import current_app
 from sqlalchemy import update
 
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
-from app.services import dispatch
+from app.services import dispatch, restore_policy
 from app.services.runs import change_state, finish_run, refresh_job_status
 from app.timeutil import iso_utc, utcnow
 from workers import engine
@@ -144,6 +146,9 @@ def _apply_rotation(run: Run, job) -> None:
 
 
 def run_restore(restore_id: int) -> str:
+    """Execute a queued restore on this agent, once the restore policy allows its target on
+    this machine; a refused restore ends `failed` with the rule's sentence, having written
+    nothing. Returns the restore's final state."""
     if not _claim(Restore, restore_id):
         return "ignored"
     restore = db.session.get(Restore, restore_id)
@@ -151,9 +156,16 @@ def run_restore(restore_id: int) -> str:
     if point is None:
         state, error = "failed", "the recovery point no longer exists"
     else:
-        _note(restore, f"restoring point {point.engine_id} to {restore.target}")
-        db.session.commit()
-        state, error = _restore(restore, point)
+        destination, error = _restore_destination(restore)
+        if destination is None:
+            state = "failed"
+        else:
+            where = restore.target
+            if destination.path != restore.target:
+                where += f" ({destination.path})"
+            _note(restore, f"restoring point {point.engine_id} to {where}")
+            db.session.commit()
+            state, error = _restore(restore, point, destination.path)
     restore.state, restore.finished_at = state, utcnow()
     if error:
         restore.error_message = error
@@ -162,13 +174,33 @@ def run_restore(restore_id: int) -> str:
     return state
 
 
-def _restore(restore: Restore, point: RecoveryPoint) -> tuple[str, str | None]:
+def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination | None, str | None]:
+    """Where the engine may write for `restore` on this machine, or the refusal's sentence."""
+    roots = current_app.config["ZDM_RESTORE_ROOTS"]
+    for root in roots:  # the default root exists from the first restore on
+        with contextlib.suppress(OSError):
+            os.makedirs(root, mode=0o700, exist_ok=True)
+    settings = agent_settings()
+    served = [
+        restore_policy.ServedPartition(p.name, p.path)
+        for p in (settings.partitions if settings else ())
+    ]
+    requester = restore.requested_by
+    role = requester.role if requester is not None and requester.disabled_at is None else None
+    place = restore_policy.service_place(restore.server, roots, served, restore.id)
+    try:
+        return restore_policy.check_on_agent(restore.target, restore.overwrite, role, place), None
+    except restore_policy.RestoreRefused as refusal:
+        return None, refusal.sentence()
+
+
+def _restore(restore: Restore, point: RecoveryPoint, target: str) -> tuple[str, str | None]:
     with ProgressMonitor(Restore.__table__, restore.id, "bytes_restored") as monitor:
         result, failure = _engine_call(
             lambda: engine.restore(
                 point.repository.path,
                 point.engine_id,
-                restore.target,
+                target,
                 progress=monitor.progress,
                 should_cancel=monitor.should_cancel,
                 master_key=master_key(),
