@@ -7,6 +7,7 @@ whose message is one sentence; see `workers.engine.errors`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -371,25 +372,63 @@ def restore(
 
 def _restore_to_directory(repo, meta, keys, point_path, target, run, cancel) -> None:
     """Restore into a new sibling directory and rename it into place when complete, so a failed
-    restore leaves nothing half-made. The target must be absent or an empty directory."""
-    directories.prepare_target(target)
-    tmp = os.path.join(
-        os.path.dirname(target), f".{os.path.basename(target)}.zdm-restore-{secrets.token_hex(4)}"
-    )
+    restore leaves nothing half-made. The target must be absent or an empty directory. The
+    parent is opened without following symbolic links, the sibling is made and renamed through
+    it, and right before the rename the parent's path must still lead to it."""
+    directory, name = os.path.split(target)
+    parent = _open_directory_nofollow(directory, target)
     try:
-        os.mkdir(tmp, 0o700)
+        directories.prepare_target(target)
+        tmp_name = f".{name}.zdm-restore-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(tmp_name, 0o700, dir_fd=parent)
+        except OSError as error:
+            raise TargetError(
+                f"Cannot create a directory beside {target} ({error.strerror})."
+            ) from None
+        try:
+            tree = directories.TreeReader(repo, point_path, meta, keys)
+            tmp = os.path.join(directory, tmp_name)
+            directories.restore_directory(repo, tree, tmp, keys, meta["block_size"], run, cancel)
+            _check_same_directory(parent, directory, target)
+            os.rmdir(name, dir_fd=parent)
+            os.rename(tmp_name, name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            shutil.rmtree(tmp_name, dir_fd=parent, ignore_errors=True)
+            raise
+    finally:
+        os.close(parent)
+
+
+def _open_directory_nofollow(directory: str, target: str) -> int:
+    """A descriptor of `directory` (absolute), reached without following any symbolic link:
+    a path checked by the caller and then swapped for a link is refused, not followed."""
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in filter(None, directory.split("/")):
+            step = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = step
     except OSError as error:
+        os.close(fd)
+        if error.errno == errno.ENOENT:
+            raise TargetError(f"The directory of target {target} does not exist.") from None
         raise TargetError(
-            f"Cannot create a directory beside {target} ({error.strerror})."
+            f"The directory of target {target} is reached through a symbolic link or is not a "
+            f"directory ({error.strerror}); give its real path."
         ) from None
+    return fd
+
+
+def _check_same_directory(fd: int, directory: str, target: str) -> None:
+    """The path `directory` still leads, without symbolic links, to the directory `fd`."""
+    again = _open_directory_nofollow(directory, target)
     try:
-        tree = directories.TreeReader(repo, point_path, meta, keys)
-        directories.restore_directory(repo, tree, tmp, keys, meta["block_size"], run, cancel)
-        os.rmdir(target)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        before, now = os.fstat(fd), os.fstat(again)
+    finally:
+        os.close(again)
+    if (before.st_dev, before.st_ino) != (now.st_dev, now.st_ino):
+        raise TargetError(f"The directory of target {target} was replaced during the restore.")
 
 
 def _is_block_device(path: str) -> bool:
@@ -417,39 +456,47 @@ def _restore_to_device(repo, meta, keys, table, target, run, cancel) -> None:
 
 def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None:
     """Restore into a temp file beside `target` and rename it: a failed restore leaves the old
-    target untouched, and all-zero blocks stay holes (a sparse file)."""
+    target untouched, and all-zero blocks stay holes (a sparse file). The directory is opened
+    once without following symbolic links, and the temp file is made and renamed through it,
+    so nothing is written through a link swapped into the path meanwhile."""
     directory, name = os.path.split(target)
-    if os.path.isdir(target):
-        raise TargetError(
-            f"Target {target} is a directory; a block point restores to a file or device."
-        )
-    if not os.path.isdir(directory):
-        raise TargetError(f"The directory of target {target} does not exist.")
-    tmp = os.path.join(directory, f".{name}.zdm-restore-{secrets.token_hex(4)}")
+    parent = _open_directory_nofollow(directory, target)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as error:
-        raise TargetError(
-            f"Cannot create the restore target in {directory} ({error.strerror})."
-        ) from None
-    try:
-        try:
-            blocks.restore_blocks(
-                repo, table, meta["source_size"], meta["block_size"], keys, fd, True, run, cancel
-            )
-            os.ftruncate(fd, meta["source_size"])
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-        if sync:
-            fsync_dir(directory)
-    except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            if stat.S_ISDIR(os.stat(name, dir_fd=parent).st_mode):
+                raise TargetError(
+                    f"Target {target} is a directory; a block point restores to a file or device."
+                )
+        tmp = f".{name}.zdm-restore-{secrets.token_hex(4)}"
+        try:
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent
+            )
+        except OSError as error:
+            raise TargetError(
+                f"Cannot create the restore target in {directory} ({error.strerror})."
+            ) from None
+        try:
+            try:
+                blocks.restore_blocks(
+                    repo, table, meta["source_size"], meta["block_size"], keys, fd, True, run,
+                    cancel,
+                )  # fmt: skip
+                os.ftruncate(fd, meta["source_size"])
+                os.fchmod(fd, 0o600)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+            if sync:
+                os.fsync(parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=parent)
+            raise
+    finally:
+        os.close(parent)
 
 
 def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[RecoveryPoint]:
