@@ -6,6 +6,10 @@ and its message put straight into the agent's queue, as `app.services.runs.reque
 sends it. Each must end `failed` with the rule's sentence and leave the target's bytes as
 they were. The agent's restore root is `<tmp>/restores`; `<tmp>/etc/passwd` stands for
 /etc/passwd.
+
+The partitions are image files named `/zdm-test/sda1` and `/zdm-test/sda2`, not `/dev/sda1`:
+an agent that wrote to the name instead of the path it serves (main's did) finds no such
+directory here, instead of a disk of the test machine.
 """
 
 import hashlib
@@ -44,12 +48,12 @@ class Agent:
         self.root.mkdir(mode=0o700)
         (tmp / "disks").mkdir()
         self.images = {
-            "/dev/sda1": tmp / "disks" / "sda1.img",
-            "/dev/sda2": tmp / "disks" / "sda2.img",
+            "/zdm-test/sda1": tmp / "disks" / "sda1.img",
+            "/zdm-test/sda2": tmp / "disks" / "sda2.img",
         }
         for image in self.images.values():
             image.write_bytes(os.urandom(MiB) + b"ZDM restore policy\n" * 30000)
-        self.original = sha256(self.images["/dev/sda1"])
+        self.original = sha256(self.images["/zdm-test/sda1"])
         self.repository = tmp / "repository"
         self.passwd = tmp / "etc" / "passwd"  # stands for /etc/passwd
         self.passwd.parent.mkdir()
@@ -118,13 +122,13 @@ def agent(tmp_path_factory, worker_id, redis_url):
 
 
 def _back_up_sda1(agent: Agent) -> tuple[int, int]:
-    """A full backup of /dev/sda1 by the agent; its recovery point and job ids."""
+    """A full backup of /zdm-test/sda1 by the agent; its recovery point and job ids."""
     client = agent.app.test_client()
     repository = {"center": "CENTER-001", "type": "local", "path": str(agent.repository)}
     assert (
         client.post("/api/v1/repositories", json=repository, headers=agent.auth).status_code == 201
     )
-    job = {"center": "CENTER-001", "server": SERVER, "type": "full", "partition": ["/dev/sda1"],
+    job = {"center": "CENTER-001", "server": SERVER, "type": "full", "partition": ["/zdm-test/sda1"],
            "repository": {"id": 1, **{k: repository[k] for k in ("type", "path")}},
            "jobName": "sda1", "user": "admin@example.com", "autoStart": "no",
            "schedule": {"type": "daily", "description": "0 3 * * *"}}  # fmt: skip
@@ -140,7 +144,7 @@ def _back_up_sda1(agent: Agent) -> tuple[int, int]:
         run = db.session.get(Run, run_id)
         return run if run.state not in ("queued", "running") else None
 
-    run = wait_until(finished, 60, what="the backup of /dev/sda1")
+    run = wait_until(finished, 60, what="the backup of /zdm-test/sda1")
     assert run.state == "success", run.error_message
     points = client.get(f"/api/v1/backups/{job_id}/recovery-points", headers=agent.auth)
     return points.get_json()["data"]["items"][0]["id"], job_id
@@ -249,13 +253,13 @@ def test_a_symlink_inside_the_root_that_leads_out_of_it_is_not_followed(agent, a
 
 
 def test_the_source_image_of_a_running_job_is_not_touched(agent, app_context):
-    image = agent.images["/dev/sda1"]
+    image = agent.images["/zdm-test/sda1"]
     before = sha256(image)
     run = Run(job_id=agent.job_id, trigger="manual", scheduled_for=utcnow(), state="running")
     db.session.add(run)
     db.session.commit()
     try:
-        in_place = hand_made_restore(agent, "/dev/sda1")
+        in_place = hand_made_restore(agent, "/zdm-test/sda1")
         by_path = hand_made_restore(agent, image)
     finally:
         db.session.query(Run).filter_by(id=run.id).update({"state": "failed"})
@@ -263,12 +267,12 @@ def test_the_source_image_of_a_running_job_is_not_touched(agent, app_context):
 
     assert_refused(
         in_place,
-        "A backup run or restore of partition /dev/sda1 is queued or running; restore onto it "
+        "A backup run or restore of partition /zdm-test/sda1 is queued or running; restore onto it "
         "in place after it has ended.",
     )
     assert_refused(
         by_path,
-        f"Target {image} is where partition /dev/sda1 is served from; to restore onto it in "
+        f"Target {image} is where partition /zdm-test/sda1 is served from; to restore onto it in "
         "place, name the partition as the target (admin, overwrite: true).",
     )
     assert sha256(image) == before
@@ -276,19 +280,19 @@ def test_the_source_image_of_a_running_job_is_not_touched(agent, app_context):
 
 
 def test_the_agent_checks_the_role_and_overwrite_again(agent, app_context):
-    image = agent.images["/dev/sda2"]
+    image = agent.images["/zdm-test/sda2"]
     before = sha256(image)
     existing = agent.root / "existing.img"
     existing.write_bytes(b"keep me")
 
-    by_operator = hand_made_restore(agent, "/dev/sda2", requester=agent.operator)
-    no_overwrite = hand_made_restore(agent, "/dev/sda2", overwrite=False)
+    by_operator = hand_made_restore(agent, "/zdm-test/sda2", requester=agent.operator)
+    no_overwrite = hand_made_restore(agent, "/zdm-test/sda2", overwrite=False)
     over_existing = hand_made_restore(agent, existing, overwrite=False, requester=agent.operator)
 
-    assert_refused(by_operator, "Only an admin may restore onto partition /dev/sda2 in place.")
+    assert_refused(by_operator, "Only an admin may restore onto partition /zdm-test/sda2 in place.")
     assert_refused(
         no_overwrite,
-        "Restoring onto partition /dev/sda2 in place replaces its data: set overwrite to true.",
+        "Restoring onto partition /zdm-test/sda2 in place replaces its data: set overwrite to true.",
     )
     assert_refused(
         over_existing, f"Target {existing} already exists; set overwrite to true to replace it."
@@ -335,13 +339,13 @@ def test_a_restore_under_the_root_is_byte_identical(agent, app_context):
 
 
 def test_an_admin_restores_a_damaged_partition_in_place(agent, app_context):
-    image = agent.images["/dev/sda1"]
+    image = agent.images["/zdm-test/sda1"]
     with open(image, "r+b") as damaged:
         damaged.write(b"\0" * 4096)
     assert sha256(image) != agent.original
 
-    restore = hand_made_restore(agent, "/dev/sda1")
+    restore = hand_made_restore(agent, "/zdm-test/sda1")
 
     assert (restore.state, restore.error_message) == ("success", None)
-    assert any(line.endswith(f"to /dev/sda1 ({image})") for line in restore.log), restore.log
+    assert any(line.endswith(f"to /zdm-test/sda1 ({image})") for line in restore.log), restore.log
     assert sha256(image) == agent.original
