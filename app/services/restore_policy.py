@@ -243,27 +243,33 @@ def _refuse_existing(resolved: str, shown: str, overwrite: bool) -> None:
 
 
 def unsafe_directory(directory: str) -> str | None:
-    """The first directory from / down to `directory` (resolved) whose entries a user other
-    than root or this process could rename or replace, or None. A world- or group-writable
-    directory is safe only with the sticky bit and an entry owned by root or us, as /tmp."""
-    trusted = {0, os.geteuid()}
+    """The first directory from / down to `directory` (resolved) whose entries someone other
+    than root or this process could rename or replace, or None. Trusted: owned by root or us,
+    writable by no other group than root's or ours (a user's private group), and by no one
+    else, unless it is sticky (as /tmp) and the entry on the way is root's or ours."""
+    users, groups = {0, os.geteuid()}, {0, os.getegid()}
+
+    def shared(info: os.stat_result) -> bool:
+        return bool(
+            info.st_uid not in users
+            or (info.st_mode & stat.S_IWGRP and info.st_gid not in groups)
+            or info.st_mode & stat.S_IWOTH
+        )
+
     current, info = "/", os.lstat("/")
     names = [name for name in directory.split("/") if name]
-    for index in range(len(names) + 1):
-        shared = info.st_uid not in trusted or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        if index == len(names):
-            return current if shared and not info.st_mode & stat.S_ISVTX else None
-        child = posixpath.join(current, names[index])
+    for name in names:
+        child = posixpath.join(current, name)
         try:
             child_info = os.lstat(child)
         except OSError:
             return child
         if not stat.S_ISDIR(child_info.st_mode):
             return child  # a symbolic link swapped in since the path was resolved
-        if shared and not (info.st_mode & stat.S_ISVTX and child_info.st_uid in trusted):
+        if shared(info) and not (info.st_mode & stat.S_ISVTX and child_info.st_uid in users):
             return current
         current, info = child, child_info
-    return None
+    return current if shared(info) and not info.st_mode & stat.S_ISVTX else None
 
 
 def _partition_not_in_use(destination: Destination) -> Destination:

@@ -74,6 +74,7 @@ class Stack:
         make_image(self.images["/dev/sda1"], 8 * MiB, 2 * MiB)
         make_image(self.images["/dev/sda2"], 24 * MiB, 24 * MiB)  # slow under networkLimit
         self.repository = tmp / "repository"
+        self.restores = tmp / "restores"  # the agent makes its restore root on first use
         self.inbox = Inbox()
         self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
         self.smtp.start()
@@ -88,12 +89,16 @@ class Stack:
             ZDM_RUN_LEASE_SECONDS="6",
             ZDM_SWEEP_SECONDS="2",
             ZDM_SMTP_URL=f"smtp://127.0.0.1:{self.smtp.port}",
+            ZDM_RESTORE_ROOTS=str(self.restores),
         )
         assert flask_cli(self.env, "zdm", "init").returncode == 0
+
+        restore_roots = [str(self.restores)]
 
         class StackConfig(config.Config):
             SQLALCHEMY_DATABASE_URI = database_url
             REDIS_URL = redis_url
+            ZDM_RESTORE_ROOTS = restore_roots
 
         self.app = create_app(StackConfig)
         # The tests call the API inside one long app context: let each request read afresh.
@@ -238,11 +243,12 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     # rotation 1: after the second run only its point remains, in the API and the repository
     assert len(points) == 1 and points[0]["compression"] == "lz4"
     assert points[0]["runId"] == max(r.id for r in runs if r.state == "success")
-    assert [p.id for p in engine.list_points(stack.repository, db.session.get(BackupJob, job_id).engine_job)] == [
-        db.session.get(RecoveryPoint, points[0]["id"]).engine_id
-    ]
+    assert [
+        p.id
+        for p in engine.list_points(stack.repository, db.session.get(BackupJob, job_id).engine_job)
+    ] == [db.session.get(RecoveryPoint, points[0]["id"]).engine_id]
 
-    target = stack.tmp / "restored-sda1.img"
+    target = stack.restores / "restored-sda1.img"
     response = api.post(
         "/api/v1/restores",
         json={"recoveryPoint": points[0]["id"], "server": SERVER, "target": str(target)},

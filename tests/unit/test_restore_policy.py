@@ -161,16 +161,17 @@ def test_directories_others_can_change(tmp_path):
     sticky.mkdir()
     sticky.chmod(0o1777)
     (sticky / "mine").mkdir(mode=0o755)
-    group = tmp_path / "group"
-    group.mkdir()
-    group.chmod(0o775)
+    own_group = tmp_path / "own-group"
+    own_group.mkdir()
+    os.chown(own_group, -1, os.getegid())
+    own_group.chmod(0o775)  # a user private group: only we are in it
 
     assert unsafe_directory(str(private)) is None
     assert unsafe_directory(str(shared)) == str(shared)
     assert unsafe_directory(str(shared / "x")) == str(shared)
     assert unsafe_directory(str(sticky)) is None  # like /tmp: our own entries cannot be moved
     assert unsafe_directory(str(sticky / "mine")) is None
-    assert unsafe_directory(str(group)) == str(group)
+    assert unsafe_directory(str(own_group)) is None
 
 
 def test_the_mount_table_is_read_with_its_escapes(tmp_path):
