@@ -155,7 +155,11 @@ def test_recovery_points_of_a_job(client, auth, point):
 def test_restore_is_queued_for_the_servers_agent(client, auth, point, broker):
     response = client.post(
         "/api/v1/restores",
-        json={"recoveryPoint": point.id, "server": "web-server-01", "target": "/var/lib/zdm/restores/sda1.img"},
+        json={
+            "recoveryPoint": point.id,
+            "server": "web-server-01",
+            "target": "/var/lib/zdm/restores/sda1.img",
+        },
         headers=auth,
     )
 
