@@ -3,7 +3,7 @@
 import pytest
 
 from app.extensions import db
-from app.models import BackupJob, RecoveryPoint
+from app.models import BackupJob, RecoveryPoint, Run
 from tests.api.helpers import SEED_ADVANCED, SEED_BASIC, assert_error, body, job_count
 
 pytestmark = pytest.mark.usefixtures("seed_inventory")
@@ -139,3 +139,19 @@ def test_bad_purge_value_is_422(client, auth):
     )
     db.session.expire_all()
     assert db.session.get(BackupJob, 1).deleted_at is None
+
+
+def test_a_server_whose_jobs_are_all_deleted_can_be_deleted(client, auth, broker):
+    client.post("/api/v1/backups", json=SEED_ADVANCED, headers=auth)  # jobs 1 and 2
+    client.post("/api/v1/backups/1/run", headers=auth)
+    client.delete("/api/v1/backups/1", headers=auth)
+
+    english = {**auth, "Accept-Language": "en"}
+    payload = assert_error(client.delete("/api/v1/servers/web-server-01", headers=english), 409)
+    assert payload["error"] == "Server 'web-server-01' still has 1 backup jobs; delete them first."
+    client.delete("/api/v1/backups/2", headers=auth)
+    response = client.delete("/api/v1/servers/web-server-01", headers=auth)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    # the deleted jobs' rows and runs went with the server they were about
+    assert job_count() == 0 and db.session.query(Run).count() == 0
