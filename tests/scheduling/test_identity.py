@@ -83,9 +83,7 @@ def test_a_new_job_never_takes_a_deleted_jobs_id_or_points(client, auth, registe
     assert target.read_bytes() == agent_env["images"]["sda1"].read_bytes()
 
 
-def test_ids_of_jobs_runs_points_and_restores_are_never_reused(
-    client, auth, register, agent_env
-):
+def test_ids_of_jobs_runs_points_and_restores_are_never_reused(client, auth, register, agent_env):
     job = register_incremental(register, agent_env, "/dev/sda1")
     point = point_of(back_up(job))
     target = agent_env["restores"] / "first.img"
