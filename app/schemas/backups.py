@@ -216,12 +216,22 @@ class _OptionsSchema(StrictSchema):
     user = fields.Nested(_Ref)
 
 
+class UserRefSchema(StrictSchema):
+    id = fields.Integer()
+    email = fields.String()
+
+
 class BackupJobSchema(StrictSchema):
     center = fields.Nested(_Ref)
     system = fields.Nested(_Ref)
     job = fields.Nested(_JobSchema)
     repository = fields.Nested(_RepositoryViewSchema)
     options = fields.Nested(_OptionsSchema)
+    createdBy = fields.Nested(
+        UserRefSchema,
+        allow_none=True,
+        metadata={"description": "Who registered the job (null once that user is deleted)"},
+    )
 
 
 class UpdatedFieldSchema(StrictSchema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -96,6 +96,7 @@ def delete_server(server: Server) -> None:
     jobs = _job_count(BackupJob.server_id == server.id)
     if jobs:
         raise ApiError(409, "server_has_jobs", name=server.name, count=jobs)
+    _forget_deleted_jobs(BackupJob.server_id == server.id)
     db.session.delete(server)
     db.session.commit()
 
@@ -112,9 +113,18 @@ def delete_repository(repository: Repository) -> None:
     jobs = _job_count(BackupJob.repository_id == repository.id)
     if jobs:
         raise ApiError(409, "repository_has_jobs", ref=repository.id, count=jobs)
+    _forget_deleted_jobs(BackupJob.repository_id == repository.id)
     db.session.delete(repository)
     db.session.commit()
 
 
 def _job_count(condition) -> int:
-    return db.session.scalar(db.select(func.count()).select_from(BackupJob).where(condition))
+    """Jobs that are not deleted: only they keep a server or repository in use."""
+    live = BackupJob.deleted_at.is_(None)
+    return db.session.scalar(db.select(func.count()).select_from(BackupJob).where(condition, live))
+
+
+def _forget_deleted_jobs(condition) -> None:
+    """Deleted jobs keep their history only while their server and repository exist: the
+    rows (and their runs) go with them."""
+    db.session.execute(delete(BackupJob).where(condition, BackupJob.deleted_at.is_not(None)))
