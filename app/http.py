@@ -144,6 +144,10 @@ class ZdmApi(Api):
             return error_response(413, "payload_too_large", limit=_body_limit())
         if code == 403:
             return error_response(403, "forbidden", role="?")
+        if code == 405:
+            response = error_response(405, "method_not_allowed")
+            response.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or [])
+            return response
         key = _STATUS_KEYS.get(code)
         if key is None:
             if code >= 500:

@@ -20,6 +20,7 @@ def register_blueprints(api) -> None:
 
     for module in (health, tokens, users, centers, servers, repositories, backups, runs, restores):
         api.register_blueprint(module.blp)
+    api.register_blueprint(tokens.login_blp)  # logging in, throttled (app.login_throttle)
     api._app.register_blueprint(_swagger_ui_assets())
 
 

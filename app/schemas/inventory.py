@@ -78,7 +78,15 @@ class UserSchema(StrictSchema):
     id = fields.Integer()
     email = fields.String()
     role = fields.String()
+    disabled = fields.Boolean(
+        metadata={"description": "A disabled user can neither log in nor use a token"}
+    )
     createdAt = fields.String()
+
+
+class UserTokensRevokedSchema(StrictSchema):
+    user = fields.Nested(UserSchema)
+    revokedTokens = fields.Integer(metadata={"description": "How many live tokens were revoked"})
 
 
 class TokenIssueSchema(StrictSchema):
