@@ -126,10 +126,10 @@ class ZdmApi(Api):
     """flask-smorest's Api, answering every HTTP error in the ZDM envelope."""
 
     def __init__(self, app: Flask):
-        from app.schemas.common import ErrorEnvelopeSchema
+        from app.schemas.common import ErrorEnvelopeSchema, MinPropertiesPlugin
 
         self.ERROR_SCHEMA = ErrorEnvelopeSchema
-        super().__init__(app)
+        super().__init__(app, spec_kwargs={"extra_plugins": [MinPropertiesPlugin()]})
         self.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
     def handle_http_exception(self, error: HTTPException):

@@ -3,7 +3,14 @@
 from marshmallow import fields, validate
 
 from app.models import PARTITION_KINDS, ROLES
-from app.schemas.common import AbsolutePath, Int, Name, RepositoryPath, StrictSchema
+from app.schemas.common import (
+    MAX_BIGINT,
+    AbsolutePath,
+    Int,
+    Name,
+    RepositoryPath,
+    StrictSchema,
+)
 
 Ref = fields.String  # an id or a name, as the seed writes `center` and `server`
 
@@ -28,7 +35,11 @@ class PartitionSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
     mountpoint = AbsolutePath(allow_none=True, validate=validate.Length(max=1024))
     kind = fields.String(required=True, validate=validate.OneOf(PARTITION_KINDS))
-    size = Int(allow_none=True, validate=validate.Range(min=0))
+    size = Int(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_BIGINT),
+        metadata={"description": "Bytes"},
+    )
 
 
 class ServerCreateSchema(StrictSchema):
