@@ -155,3 +155,18 @@ def test_health_ok_with_database_and_redis(client):
 
     assert response.status_code == 200
     assert response.get_json()["data"] == {"database": "ok", "redis": "ok"}
+
+
+def test_405_lists_the_allowed_methods_in_allow(client, auth):
+    response = client.delete("/api/v1/centers", headers=auth)
+
+    assert_error(response, 405)
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+    assert response.mimetype == "application/json"
+
+
+def test_405_on_an_action_lists_post(client, auth):
+    response = client.get("/api/v1/token/issue")
+
+    assert_error(response, 405)
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
