@@ -170,3 +170,9 @@ def test_405_on_an_action_lists_post(client, auth):
 
     assert_error(response, 405)
     assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_no_made_up_flask_secret(app):
+    # the API has no sessions or signed cookies: a default secret would only look like security
+    assert app.config["SECRET_KEY"] is None
+    assert "SECRET_KEY" not in (config.BASE_DIR / "README.md").read_text()
