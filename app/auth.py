@@ -92,7 +92,7 @@ def require_role(role: str):
             g.user = record.user
             return view(*args, **kwargs)
 
-        wrapper.required_role = role  # read by app.services.access (the roles table)
+        wrapper.required_role = role  # read by app.access (the roles table)
         return wrapper
 
     return decorator
