@@ -32,6 +32,7 @@ def register_blueprints(api) -> None:
         restores,
     ):
         api.register_blueprint(module.blp)
+    api.register_blueprint(tokens.login_blp)  # logging in, throttled (app.login_throttle)
     api._app.register_blueprint(_swagger_ui_assets())
 
 
