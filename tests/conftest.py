@@ -41,33 +41,39 @@ def _admin_engine(url):
     return create_engine(url, isolation_level="AUTOCOMMIT")
 
 
+_created_databases: list[str] = []
+
+
 def _worker_database(base_url: str, worker: str) -> str:
+    """A new PostgreSQL database named after the worker and this run; dropped when the
+    session ends (pytest_sessionfinish below)."""
     url = make_url(base_url)
     name = re.sub(r"\W", "_", f"{url.database}_{worker}_{_RUN}")
     admin = _admin_engine(url)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    _created_databases.append(name)
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def _drop_database(url_text: str) -> None:
-    url = make_url(url_text)
-    admin = _admin_engine(url.set(database=make_url(os.environ["TEST_DATABASE_URL"]).database))
+def pytest_sessionfinish(session):
+    if not _created_databases:
+        return
+    admin = _admin_engine(make_url(os.environ["TEST_DATABASE_URL"]))
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        for name in _created_databases:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+    _created_databases.clear()
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory, worker_id):
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url = _worker_database(base, worker_id)
-        yield url
-        _drop_database(url)
-        return
-    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'zdm.sqlite3'}"
+        return _worker_database(base, worker_id)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'zdm.sqlite3'}"
 
 
 @pytest.fixture
@@ -75,11 +81,8 @@ def fresh_database_url(tmp_path, worker_id):
     """An empty database for tests that run the service's own processes (CLI, gunicorn)."""
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url = _worker_database(base, f"{worker_id}_fresh_{secrets.token_hex(2)}")
-        yield url
-        _drop_database(url)
-        return
-    yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return _worker_database(base, f"{worker_id}_fresh_{secrets.token_hex(2)}")
+    return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
 
 
 def _free_port() -> int:
@@ -174,7 +177,7 @@ def app(database_url, redis_url):
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
-    """Every test starts with empty tables and ids counting from 1."""
+    """Every test starts with empty tables, ids counting from 1 and no failed logins."""
     if "app" not in request.fixturenames:
         yield
         return
@@ -191,6 +194,8 @@ def _clean_tables(request):
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
                 conn.execute(text("DELETE FROM sqlite_sequence"))  # AUTOINCREMENT counters
+        for limiter in application.extensions.get("limiter", ()):
+            limiter.reset()  # failed logins counted in Redis (app.login_throttle)
 
 
 @pytest.fixture

@@ -3,7 +3,14 @@
 from marshmallow import fields, validate
 
 from app.models import PARTITION_KINDS, ROLES
-from app.schemas.common import AbsolutePath, Int, Name, RepositoryPath, StrictSchema
+from app.schemas.common import (
+    MAX_BIGINT,
+    AbsolutePath,
+    Int,
+    Name,
+    RepositoryPath,
+    StrictSchema,
+)
 
 Ref = fields.String  # an id or a name, as the seed writes `center` and `server`
 
@@ -28,7 +35,11 @@ class PartitionSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
     mountpoint = AbsolutePath(allow_none=True, validate=validate.Length(max=1024))
     kind = fields.String(required=True, validate=validate.OneOf(PARTITION_KINDS))
-    size = Int(allow_none=True, validate=validate.Range(min=0))
+    size = Int(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_BIGINT),
+        metadata={"description": "Bytes"},
+    )
 
 
 class ServerCreateSchema(StrictSchema):
@@ -78,7 +89,15 @@ class UserSchema(StrictSchema):
     id = fields.Integer()
     email = fields.String()
     role = fields.String()
+    disabled = fields.Boolean(
+        metadata={"description": "A disabled user can neither log in nor use a token"}
+    )
     createdAt = fields.String()
+
+
+class UserTokensRevokedSchema(StrictSchema):
+    user = fields.Nested(UserSchema)
+    revokedTokens = fields.Integer(metadata={"description": "How many live tokens were revoked"})
 
 
 class TokenIssueSchema(StrictSchema):
