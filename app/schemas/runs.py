@@ -4,7 +4,7 @@ from marshmallow import ValidationError, fields, validate
 
 from app.models import RUN_STATES, RUN_TRIGGERS
 from app.schemas.backups import BackupJobSchema, UserRefSchema
-from app.schemas.common import Id, PageArgsSchema, StrictSchema
+from app.schemas.common import ABSOLUTE_PATH_PATTERN, Id, PageArgsSchema, StrictSchema
 from app.services.restore_policy import MAX_TARGET_LENGTH, RestoreRefused, normalised_target
 
 
@@ -115,7 +115,7 @@ class RestoreCreateSchema(StrictSchema):
     target = RestoreTarget(
         required=True,
         metadata={
-            "pattern": "^/",
+            "pattern": ABSOLUTE_PATH_PATTERN,
             "minLength": 1,
             "maxLength": MAX_TARGET_LENGTH,
             "description": "A new file (block point) or directory (directory point) under one "

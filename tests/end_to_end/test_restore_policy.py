@@ -25,7 +25,7 @@ from app.extensions import db
 from app.models import Restore, Run, Server, User
 from app.services import dispatch
 from app.timeutil import utcnow
-from tests.conftest import _drop_database, _worker_database, bearer, make_user
+from tests.conftest import _worker_database, bearer, make_user
 from tests.end_to_end.processes import Process, celery, flask_cli, service_env, wait_until
 
 # One agent for the module: keep its tests on one xdist worker.
@@ -116,9 +116,7 @@ def agent(tmp_path_factory, worker_id, redis_url):
         print(agent.process.tail())
         raise
     finally:
-        agent.process.stop()
-        if base:
-            _drop_database(url)
+        agent.process.stop()  # a PostgreSQL database is dropped when the session ends
 
 
 def _back_up_sda1(agent: Agent) -> tuple[int, int]:
