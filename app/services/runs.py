@@ -185,8 +185,8 @@ def request_restore(
         server=server,
         target=target,
         overwrite=overwrite,
-        requested_by=requested_by,
         state="queued",
+        requested_by=requested_by,
     )
     db.session.add(restore)
     db.session.commit()
