@@ -29,6 +29,12 @@ def _absolute_paths(name: str, default: str) -> list[str]:
     return ["/" + os.path.normpath(path).lstrip("/") for path in paths]
 
 
+def restore_roots() -> list[str]:
+    """ZDM_RESTORE_ROOTS: where a restore may create files and directories. The web process
+    reads it once (Config); an agent reads it at each restore, like its other settings."""
+    return _absolute_paths("ZDM_RESTORE_ROOTS", "/var/lib/zdm/restores")
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -56,7 +62,7 @@ class Config:
     ]
     # Where a restore may create files and directories (colon-separated): checked by the API
     # and again by each agent, so set it alike on web and agents. Empty: in place only.
-    ZDM_RESTORE_ROOTS = _absolute_paths("ZDM_RESTORE_ROOTS", "/var/lib/zdm/restores")
+    ZDM_RESTORE_ROOTS = restore_roots()
     # A server whose agent has not been heard from for this long shows `online: false`.
     ZDM_AGENT_OFFLINE_SECONDS = _int("ZDM_AGENT_OFFLINE_SECONDS", 60)
     ZDM_SMTP_URL = os.environ.get("ZDM_SMTP_URL", "")

@@ -7,9 +7,9 @@ import logging
 import os
 import socket
 
-from flask import current_app
 from sqlalchemy import update
 
+import config
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch, restore_policy
@@ -176,7 +176,7 @@ def run_restore(restore_id: int) -> str:
 
 def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination | None, str | None]:
     """Where the engine may write for `restore` on this machine, or the refusal's sentence."""
-    roots = current_app.config["ZDM_RESTORE_ROOTS"]
+    roots = config.restore_roots()  # this agent's own, as set in its environment
     for root in roots:  # the default root exists from the first restore on
         with contextlib.suppress(OSError):
             os.makedirs(root, mode=0o700, exist_ok=True)
