@@ -123,6 +123,33 @@ def test_rotation_keeps_the_newest_points(register, agent_env, broker):
     )
 
 
+def test_rotation_forgets_exactly_the_points_it_removed(register, agent_env, broker):
+    """Another point file in the repository is unreadable: prune cannot collect garbage, but
+    the old point it removed is gone from the database too, and the new one stays."""
+    run = queued_run(register, agent_env, rotation=1)
+    job = run.job
+    run_backup(run.id)
+    broken = agent_env["repository"] / "points" / "20200101T000000Z-0badf0"
+    broken.write_bytes(b"not a point file")
+    db.session.refresh(job)
+    second = fire_due_jobs(later(job))[0]
+
+    assert run_backup(second.id) == "success"
+
+    db.session.expire_all()
+    recorded = [(p.run_id, p.engine_id) for p in db.session.query(RecoveryPoint).all()]
+    on_disk = [p.id for p in engine.list_points(agent_env["repository"], job.engine_job)]
+    assert [engine_id for _, engine_id in recorded] == on_disk
+    assert [run_id for run_id, _ in recorded] == [second.id]
+    log = db.session.get(Run, second.id).log
+    assert "rotation removed 1 old recovery points" in log[-2]
+    assert log[-1].endswith(
+        "rotation: Point file 20200101T000000Z-0badf0 is unreadable, so prune cannot tell "
+        "which packs it needs and deleted no packs (Point file 20200101T000000Z-0badf0 is "
+        "truncated)."
+    )
+
+
 def test_partition_settings_parse_and_refuse_garbage(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "disk.img").write_bytes(b"x" * 4096)
