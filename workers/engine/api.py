@@ -177,20 +177,20 @@ def _usable_parent(
     except (DataCorrupted, PointNotFound, OSError):
         return None
     try:
-        if parent.meta != newest:
-            raise DataCorrupted("replaced since it was listed")
         parent.check(keys)
+        if parent.meta == newest:  # not replaced since it was listed
+            return parent
     except (DataCorrupted, OSError):
-        parent.close()
-        return None
-    return parent
+        pass
+    parent.close()
+    return None
 
 
 def _new_point_id(repo: Repository, created: datetime) -> str:
     """`YYYYMMDDTHHMMSSZ-xxxxxx`: well-formed whatever year the clock says, and not the id of
     any existing point (a clock stepped back may repeat a second)."""
     stamp = (
-        f"{created.year % 10000:04d}{created.month:02d}{created.day:02d}T"
+        f"{created.year:04d}{created.month:02d}{created.day:02d}T"
         f"{created.hour:02d}{created.minute:02d}{created.second:02d}Z-"
     )
     while True:
@@ -604,12 +604,10 @@ class _Verifier:
     it); when damage is found, a second pass names every point that needs a damaged object."""
 
     def __init__(self, repo: Repository, master_key, percent: float, expected: Mapping):
-        self.repo, self.master_key, self.percent, self.expected = (
-            repo,
-            master_key,
-            percent,
-            expected,
-        )
+        self.repo = repo
+        self.master_key = master_key
+        self.percent = percent
+        self.expected = expected
         self.pool: ThreadPoolExecutor | None = None
         self._keys: list[RepositoryKeys] = []
         self._random = random.Random()
