@@ -35,8 +35,10 @@ class db_now(FunctionElement):  # noqa: N801 (used like a SQL function)
 
 @compiles(db_now, "postgresql")
 def _db_now_postgresql(element: db_now, compiler, **kw) -> str:
+    # statement_timestamp(), not now(): now() is when the transaction began, which in a
+    # session kept open across a sweep's sleep would be an old time.
     offset = compiler.process(element.clauses, **kw)
-    return f"(timezone('utc', now()) + make_interval(secs => {offset}))"
+    return f"(timezone('utc', statement_timestamp()) + make_interval(secs => {offset}))"
 
 
 @compiles(db_now, "sqlite")
