@@ -28,10 +28,11 @@ def test_rotation_after_a_clock_step_back_keeps_the_point_just_written(image, re
     clock.now -= timedelta(days=1)  # the agent's clock is stepped back (NTP, a dead RTC, ...)
     newer = backup(repo, "job", image, "full")
 
-    assert (older.sequence, newer.sequence) == (1, 2)
-    assert [p.id for p in list_points(repo, "job")] == [older.point_id, newer.point_id]
     report = prune(repo, "job", keep=1)
+
     assert (report.kept, report.removed_points) == ([newer.point_id], [older.point_id])
+    assert [p.id for p in list_points(repo, "job")] == [newer.point_id]
+    assert (older.sequence, newer.sequence) == (1, 2)
 
 
 def test_an_incremental_builds_on_the_newest_point_by_sequence(tmp_path, repo, clock):
@@ -44,7 +45,8 @@ def test_an_incremental_builds_on_the_newest_point_by_sequence(tmp_path, repo, c
 
     third = backup(repo, "job", source, "incremental")
 
-    assert (third.mode, third.parent, third.sequence) == ("incremental", second.point_id, 3)
+    assert (third.mode, third.parent) == ("incremental", second.point_id)
+    assert third.sequence == 3
     assert third.objects_written == 0  # nothing changed since its true parent
     restore(repo, third.point_id, tmp_path / "out.img")
     assert sha256(tmp_path / "out.img") == sha256(source)
