@@ -10,7 +10,6 @@ import socket
 from sqlalchemy import update
 
 import config
-
 from app.database import db_now
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run

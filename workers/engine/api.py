@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-
 import functools
 import os
 import random
