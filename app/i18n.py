@@ -191,6 +191,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "excludeDir는 디렉터리 파티션에만 쓸 수 있습니다 ('{partition}'은(는) 블록 파티션입니다)",
         "excludeDir applies to directory partitions only; '{partition}' is a block partition.",
     ),
+    # verification (SPEC "Trust")
+    "verification_queued": (
+        "저장소 검증이 에이전트에 요청되었습니다",
+        "The verification was sent to an agent that uses the repository.",
+    ),
+    "verification_not_found": (
+        "검증 {ref}을(를) 찾을 수 없습니다",
+        "Verification {ref} does not exist.",
+    ),
+    "no_agent_for_repository": (
+        "저장소 {ref}을(를) 사용하는 에이전트(서버)가 없어 검증할 수 없습니다",
+        "No agent (server) uses repository {ref}, so nobody can verify it.",
+    ),
+    "repository_updated": ("저장소 설정이 변경되었습니다", "The repository was updated."),
 }
 
 # Marshmallow's own messages, as Korean, for `detail.validationErrors`.
