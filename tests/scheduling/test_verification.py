@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures imported from sibling modules are parameters here)
 """Verification and reconciliation (SPEC "Trust"): on demand and on a schedule, damage found
 on disk is recorded and shown, the next incremental heals it, the jobs' owners get mail, and
 the database agrees with what the repository really holds. Real engine, real files, real
@@ -24,7 +25,7 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def backed_up(register, agent_env, broker):  # noqa: F811
+def backed_up(register, agent_env, broker):
     """An incremental job with one point made by the real engine from a 4 MiB image."""
     agent_env["image"].write_bytes(os.urandom(4 * MiB))
     run = queued_run(register, agent_env, type="incremental", mailEvent="ops@example.com")
@@ -81,7 +82,7 @@ def test_a_damaged_pack_marks_its_points_damaged_and_mails_the_job(
     auth,
     backed_up,
     agent_env,
-    inbox,  # noqa: F811
+    inbox,
 ):
     _damage_a_pack(agent_env["repository"])
     data = _verify_now(client, auth)
@@ -187,7 +188,7 @@ def test_an_unmounted_repository_marks_nothing_missing(backed_up, agent_env):
     assert db.session.get(RecoveryPoint, point.id).state == "available"
 
 
-def test_rotation_reconciles_the_repository(register, agent_env, broker):  # noqa: F811
+def test_rotation_reconciles_the_repository(register, agent_env, broker):
     run = queued_run(register, agent_env, rotation=1)
     job = run.job
     run_backup(run.id)
