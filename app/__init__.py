@@ -1,8 +1,10 @@
 """The web side of ZDM: the Flask application factory."""
 
+import os
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 import config
 from app.extensions import db, migrate
@@ -13,17 +15,37 @@ def create_app(settings: object | None = None) -> Flask:
     app.config.from_object(settings or config.Config)
     app.json.sort_keys = False
     app.json.ensure_ascii = False  # Korean messages as text, as the seed shows them
-    _ensure_var_dir(app)
+    create_private_database_file(app)
     register_extensions(app)
     register_api(app)
+    register_login_throttle(app)
     register_commands(app)
     return app
 
 
-def _ensure_var_dir(app: Flask) -> None:
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+def create_private_database_file(app: Flask) -> None:
+    """The SQLite file holds password hashes and token digests: it is created 0600 (in a
+    directory created 0700) before SQLAlchemy opens it, and an existing one is tightened.
+    SQLite gives its -wal and -shm files the mode of the database file."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database)
+    if not path.is_absolute():  # Flask-SQLAlchemy reads it relative to the instance folder
+        path = Path(app.instance_path) / path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is a new database
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        _owner_only(file)
+
+
+def _owner_only(file: Path) -> None:
+    try:
+        status = file.stat()
+    except FileNotFoundError:
+        return
+    if status.st_mode & 0o077 and status.st_uid == os.geteuid():
+        file.chmod(0o600)
 
 
 def register_extensions(app: Flask) -> None:
@@ -44,6 +66,13 @@ def register_api(app: Flask) -> None:
     register_request_hooks(app)
     register_blueprints(api)
     app.extensions["zdm_api"] = api
+
+
+def register_login_throttle(app: Flask) -> None:
+    from app.api.tokens import login_blp
+    from app.login_throttle import throttle_failed_logins
+
+    throttle_failed_logins(app, login_blp)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,7 +1,7 @@
-"""Bearer tokens, roles and password hashing.
+"""Bearer tokens, roles, passwords and who may log in.
 
 Tokens are random, shown once, stored only as their SHA-256, expire, and can be revoked.
-Passwords are hashed with Argon2id.
+Passwords are hashed with Argon2id. A disabled user can neither log in nor use a token.
 """
 
 import functools
@@ -10,8 +10,9 @@ import secrets
 from datetime import timedelta
 
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
+from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
+from sqlalchemy import func
 
 from app.extensions import db
 from app.http import ApiError
@@ -21,17 +22,32 @@ from app.timeutil import utcnow
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 _hasher = PasswordHasher()
+# Verified when the e-mail has no account, so that answer costs one Argon2 verification
+# too: the answer time must not tell which e-mails have accounts (SPEC "Trust: Access").
+_NO_ACCOUNT_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def password_matches(user: User, password: str) -> bool:
+def _password_matches(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash, password)
-    except VerificationError:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
         return False
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The enabled user with this e-mail (any case) and password, else None.
+
+    Every answer costs exactly one Argon2 verification: unknown e-mails are checked against
+    a hash of nothing, disabled users against their own hash."""
+    user = db.session.scalar(db.select(User).where(func.lower(User.email) == email.lower()))
+    matches = _password_matches(user.password_hash if user else _NO_ACCOUNT_HASH, password)
+    if user is None or user.disabled_at is not None or not matches:
+        return None
+    return user
 
 
 def token_digest(token: str) -> str:
@@ -56,7 +72,7 @@ def authenticated_token() -> ApiToken:
     record = db.session.scalar(
         db.select(ApiToken).where(ApiToken.token_hash == token_digest(token.strip()))
     )
-    if record is None or record.revoked_at is not None:
+    if record is None or record.revoked_at is not None or record.user.disabled_at is not None:
         raise ApiError(401, "unauthorized")
     if record.expires_at <= utcnow():
         raise ApiError(401, "token_expired")
@@ -76,6 +92,7 @@ def require_role(role: str):
             g.user = record.user
             return view(*args, **kwargs)
 
+        wrapper.required_role = role  # read by app.access (the roles table)
         return wrapper
 
     return decorator

@@ -126,10 +126,10 @@ class ZdmApi(Api):
     """flask-smorest's Api, answering every HTTP error in the ZDM envelope."""
 
     def __init__(self, app: Flask):
-        from app.schemas.common import ErrorEnvelopeSchema
+        from app.schemas.common import ErrorEnvelopeSchema, MinPropertiesPlugin
 
         self.ERROR_SCHEMA = ErrorEnvelopeSchema
-        super().__init__(app)
+        super().__init__(app, spec_kwargs={"extra_plugins": [MinPropertiesPlugin()]})
         self.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
     def handle_http_exception(self, error: HTTPException):
@@ -144,6 +144,10 @@ class ZdmApi(Api):
             return error_response(413, "payload_too_large", limit=_body_limit())
         if code == 403:
             return error_response(403, "forbidden", role="?")
+        if code == 405:
+            response = error_response(405, "method_not_allowed")
+            response.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or [])
+            return response
         key = _STATUS_KEYS.get(code)
         if key is None:
             if code >= 500:

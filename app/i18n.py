@@ -205,6 +205,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "No agent (server) uses repository {ref}, so nobody can verify it.",
     ),
     "repository_updated": ("저장소 설정이 변경되었습니다", "The repository was updated."),
+    # access: login throttling, disabled users and revoked tokens
+    "too_many_login_attempts": (
+        "로그인 실패가 너무 많습니다. {seconds}초 후에 다시 시도하세요",
+        "Too many failed logins; try again in {seconds} seconds.",
+    ),
+    "user_disabled": (
+        "사용자가 비활성화되었고 모든 토큰이 폐기되었습니다",
+        "The user is disabled and all of their tokens are revoked.",
+    ),
+    "user_enabled": ("사용자가 다시 활성화되었습니다", "The user is enabled again."),
+    "tokens_revoked": (
+        "사용자의 토큰 {count}개가 폐기되었습니다",
+        "{count} tokens of the user were revoked.",
+    ),
+    "cannot_disable_self": (
+        "자기 자신은 비활성화할 수 없습니다",
+        "An admin cannot disable themself.",
+    ),
+    # inventory deletions refused because data still refers to the thing
+    "server_has_points": (
+        "서버 '{name}'의 복구 지점 {count}개가 남아 있어 삭제할 수 없습니다",
+        "Server '{name}' still has {count} recovery points and cannot be deleted.",
+    ),
+    "server_has_restores": (
+        "서버 '{name}'에 복구 기록 {count}개가 있어 삭제할 수 없습니다",
+        "Server '{name}' has {count} restores on record and cannot be deleted.",
+    ),
+    "repository_has_points": (
+        "리포지토리 {ref}에 복구 지점 {count}개가 남아 있어 삭제할 수 없습니다",
+        "Repository {ref} still holds {count} recovery points and cannot be deleted.",
+    ),
 }
 
 # Marshmallow's own messages, as Korean, for `detail.validationErrors`.

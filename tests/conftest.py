@@ -176,7 +176,7 @@ def app(database_url, redis_url):
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
-    """Every test starts with empty tables and ids counting from 1."""
+    """Every test starts with empty tables, ids counting from 1 and no failed logins."""
     if "app" not in request.fixturenames:
         yield
         return
@@ -193,6 +193,8 @@ def _clean_tables(request):
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
                 conn.execute(text("DELETE FROM sqlite_sequence"))  # AUTOINCREMENT counters
+        for limiter in application.extensions.get("limiter", ()):
+            limiter.reset()  # failed logins counted in Redis (app.login_throttle)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ def register_blueprints(api) -> None:
         backups,
         centers,
         health,
+        recovery_points,
         repositories,
         restores,
         runs,
@@ -18,8 +19,20 @@ def register_blueprints(api) -> None:
         users,
     )
 
-    for module in (health, tokens, users, centers, servers, repositories, backups, runs, restores):
+    for module in (
+        health,
+        tokens,
+        users,
+        centers,
+        servers,
+        repositories,
+        backups,
+        runs,
+        recovery_points,
+        restores,
+    ):
         api.register_blueprint(module.blp)
+    api.register_blueprint(tokens.login_blp)  # logging in, throttled (app.login_throttle)
     api._app.register_blueprint(_swagger_ui_assets())
 
 

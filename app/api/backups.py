@@ -1,5 +1,6 @@
 """/api/v1/backups: register, list, show, change and delete backup jobs."""
 
+from flask import g
 from flask.views import MethodView
 from sqlalchemy import select
 
@@ -47,7 +48,7 @@ class Backups(MethodView):
     )
     def post(self, request):
         """Register a backup job for each partition (the seed's POST /backups)"""
-        registration = register_backup_jobs(request)
+        registration = register_backup_jobs(request, created_by=g.user)
         ensure_registered(registration)
         data = {"results": registration.results, "summary": registration.summary}
         if registration.status == 201:
@@ -87,7 +88,11 @@ class BackupByRef(MethodView):
     @blp.response(200, BackupJobEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     def delete(self, args, ref):
-        """Delete a job (`?purge=true` also deletes its recovery points)"""
+        """Delete a job (`?purge=true` also deletes its recovery points).
+
+        The job leaves /backups and its name is free again; its runs stay in the histories
+        and, unless purged, its recovery points stay listed (`/recovery-points?job=<id>`)
+        and restorable."""
         job = lookup.find_job(ref)
         view = jobs.job_view(job)
         jobs.delete_job(job, purge=args["purge"])
@@ -133,7 +138,7 @@ class RunBackupNow(MethodView):
     @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="Broker unavailable")
     def post(self, ref):
         """Run the job now (trigger `manual`)"""
-        run = runs.run_now(lookup.find_job(ref))
+        run = runs.run_now(lookup.find_job(ref), requested_by=g.user)
         return ok({"runId": run.id, "run": runs.run_view(run)}, "run_queued", 202)
 
 

@@ -1,5 +1,6 @@
 """POST /api/v1/restores, GET /api/v1/restores/{id}."""
 
+from flask import g
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
@@ -28,7 +29,7 @@ class Restores(MethodView):
         if point is None:
             raise ApiError(404, "point_not_found", ref=data["recoveryPoint"])
         server = lookup.find_server(data["server"])
-        restore = runs.request_restore(point, server, data["target"])
+        restore = runs.request_restore(point, server, data["target"], requested_by=g.user)
         return ok(runs.restore_view(restore), "restore_queued", 202)
 
 

@@ -1,46 +1,37 @@
-"""POST/GET /api/v1/users (admin only)."""
+"""/api/v1/users (admin only): create, list, show, disable, enable, revoke tokens."""
 
+from flask import g
 from flask.views import MethodView
-from sqlalchemy.exc import IntegrityError
 
 from app.api.blueprint import Blueprint
-from app.auth import hash_password, secured
+from app.auth import secured
 from app.extensions import db
-from app.http import ApiError, ok
+from app.http import ok
 from app.models import User
-from app.schemas.common import PageArgsSchema, envelope, list_of
-from app.schemas.inventory import UserCreateSchema, UserSchema
+from app.schemas.common import ErrorEnvelopeSchema, PageArgsSchema, envelope, list_of
+from app.schemas.inventory import UserCreateSchema, UserSchema, UserTokensRevokedSchema
+from app.services import lookup
 from app.services.pagination import paginate
-from app.timeutil import iso_utc
+from app.services.users import (
+    create_user,
+    disable_user,
+    enable_user,
+    revoke_tokens,
+    user_view,
+)
+
+__all__ = ["blp", "create_user"]  # create_user: `flask zdm create-user` imports it from here
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Users and roles")
-
-
-def user_view(user: User) -> dict:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "role": user.role,
-        "createdAt": iso_utc(user.created_at),
-    }
-
-
-def create_user(email: str, password: str, role: str) -> User:
-    user = User(email=email.lower(), password_hash=hash_password(password), role=role)
-    db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise ApiError(409, "user_exists", email=email) from None
-    return user
+UserEnvelope = envelope(UserSchema, "UserEnvelope")
+RevokedEnvelope = envelope(UserTokensRevokedSchema, "UserTokensRevokedEnvelope")
 
 
 @blp.route("")
 class Users(MethodView):
     @secured(blp, "admin")
     @blp.arguments(UserCreateSchema)
-    @blp.response(201, envelope(UserSchema, "UserEnvelope"))
+    @blp.response(201, UserEnvelope)
     def post(self, data):
         """Create a user with a role: admin, operator or viewer"""
         return ok(user_view(create_user(**data)), "created", 201)
@@ -52,3 +43,48 @@ class Users(MethodView):
         """List users"""
         items, pagination = paginate(db.select(User).order_by(User.id), args["page"], args["limit"])
         return ok({"items": [user_view(u) for u in items], "pagination": pagination})
+
+
+@blp.route("/<ref>")
+class UserByRef(MethodView):
+    @secured(blp, "admin")
+    @blp.response(200, UserEnvelope)
+    def get(self, ref):
+        """One user, by id or e-mail"""
+        return ok(user_view(lookup.find_user(ref)))
+
+
+@blp.route("/<ref>/disable")
+class DisableUser(MethodView):
+    @secured(blp, "admin")
+    @blp.response(200, RevokedEnvelope)
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="An admin disabling themself")
+    def post(self, ref):
+        """Disable a user: no more logins, and every token of theirs stops working at once"""
+        user = lookup.find_user(ref)
+        revoked = disable_user(user, by=g.user)
+        return ok({"user": user_view(user), "revokedTokens": revoked}, "user_disabled")
+
+
+@blp.route("/<ref>/enable")
+class EnableUser(MethodView):
+    @secured(blp, "admin")
+    @blp.response(200, UserEnvelope)
+    def post(self, ref):
+        """Enable a disabled user again (their old tokens stay revoked)"""
+        user = lookup.find_user(ref)
+        enable_user(user)
+        return ok(user_view(user), "user_enabled")
+
+
+@blp.route("/<ref>/revoke-tokens")
+class RevokeUserTokens(MethodView):
+    @secured(blp, "admin")
+    @blp.response(200, RevokedEnvelope)
+    def post(self, ref):
+        """Revoke every token of a user (the user may log in again)"""
+        user = lookup.find_user(ref)
+        revoked = revoke_tokens(user)
+        return ok(
+            {"user": user_view(user), "revokedTokens": revoked}, "tokens_revoked", count=revoked
+        )

@@ -6,10 +6,12 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 from app.i18n import t
 from app.models import COMPRESSIONS, ENCRYPTIONS, JOB_MODES, JOB_STATUSES, SCHEDULE_TYPES
 from app.schemas.common import (
+    ABSOLUTE_PATH_PATTERN,
     AbsolutePath,
     Id,
     Int,
     Name,
+    NonEmptySchema,
     PageArgsSchema,
     StrictSchema,
 )
@@ -53,7 +55,11 @@ class ScheduleSchema(StrictSchema):
 class RepositoryRefSchema(StrictSchema):
     id = Id(required=True)
     type = fields.String(required=True, validate=validate.Length(min=1, max=16))
-    path = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    path = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"pattern": ABSOLUTE_PATH_PATTERN, "description": "The repository's path"},
+    )
 
 
 _mail = fields.String(validate=[validate.Length(min=3, max=2000), validate_mail_list])
@@ -98,8 +104,9 @@ class BackupCreateSchema(StrictSchema):
     autoStart = fields.String(load_default="yes", validate=validate.OneOf(["yes", "no"]))
 
 
-class BackupUpdateSchema(StrictSchema):
-    """PUT /backups/{id}: only the fields given change. `null` clears an optional field."""
+class BackupUpdateSchema(NonEmptySchema):
+    """PUT /backups/{id}: only the fields given change (at least one). `null` clears an
+    optional field."""
 
     jobName = Name()
     schedule = fields.Nested(ScheduleSchema)
@@ -112,11 +119,6 @@ class BackupUpdateSchema(StrictSchema):
     )
     networkLimit = Int(validate=validate.Range(min=0, max=1_000_000))
     description = fields.String(allow_none=True, validate=validate.Length(max=1000))
-
-    @validates_schema
-    def _not_empty(self, data, **kwargs):
-        if not data:
-            raise ValidationError(t("no_fields"))
 
 
 class ScheduleViewSchema(StrictSchema):
@@ -216,12 +218,22 @@ class _OptionsSchema(StrictSchema):
     user = fields.Nested(_Ref)
 
 
+class UserRefSchema(StrictSchema):
+    id = fields.Integer()
+    email = fields.String()
+
+
 class BackupJobSchema(StrictSchema):
     center = fields.Nested(_Ref)
     system = fields.Nested(_Ref)
     job = fields.Nested(_JobSchema)
     repository = fields.Nested(_RepositoryViewSchema)
     options = fields.Nested(_OptionsSchema)
+    createdBy = fields.Nested(
+        UserRefSchema,
+        allow_none=True,
+        metadata={"description": "Who registered the job (null once that user is deleted)"},
+    )
 
 
 class UpdatedFieldSchema(StrictSchema):

@@ -4,15 +4,18 @@ import posixpath
 import re
 from collections.abc import Mapping
 
+from apispec import BasePlugin
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.i18n import t
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+# The largest values the database columns hold: an input beyond them is a 422, never a 500.
+MAX_ID = 2**31 - 1  # ids and Integer columns are 32-bit on PostgreSQL
+MAX_BIGINT = 2**63 - 1  # BigInteger columns (sizes in bytes)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, unpaired surrogates
 
 
@@ -58,8 +61,19 @@ def validate_name(value: str) -> None:
         raise ValidationError(t("name_invalid"))
 
 
+# What validate_name and normalise_absolute_path accept, stated in the OpenAPI document
+# (ECMA-262 syntax, which Python's `re` reads alike; tests/api/test_openapi.py holds them
+# to the validators).
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+ABSOLUTE_PATH_PATTERN = r"^/(?!(.*/)?\.\.(/|$))[^\x00-\x1f\x7f]*$"
+
+
 def Name(max_length: int = 128, **kwargs) -> fields.String:  # noqa: N802
-    return fields.String(validate=[validate.Length(min=1, max=max_length), validate_name], **kwargs)
+    return fields.String(
+        validate=[validate.Length(min=1, max=max_length), validate_name],
+        metadata={"pattern": NAME_PATTERN, **kwargs.pop("metadata", {})},
+        **kwargs,
+    )
 
 
 def normalise_absolute_path(value: str) -> str:
@@ -75,6 +89,12 @@ def normalise_absolute_path(value: str) -> str:
 
 
 class AbsolutePath(fields.String):
+    """An absolute path without `..`, normalised (`/backup//x/./` -> `/backup/x`)."""
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": ABSOLUTE_PATH_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         return normalise_absolute_path(super()._deserialize(value, attr, data, **kwargs))
 
@@ -88,6 +108,27 @@ class RepositoryPath(AbsolutePath):
         if roots and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
             raise ValidationError(t("path_outside_roots", roots=", ".join(roots)))
         return path
+
+
+class NonEmptySchema(StrictSchema):
+    """A body that must name at least one field (`minProperties: 1` in the OpenAPI document,
+    written there by `MinPropertiesPlugin`)."""
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError(t("no_fields"))
+
+
+class MinPropertiesPlugin(BasePlugin):
+    """apispec plugin: `minProperties: 1` on the component of every NonEmptySchema."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        schema_class = schema if isinstance(schema, type) else type(schema)
+        if issubclass(schema_class, NonEmptySchema):
+            return {"minProperties": 1}
+        return None
 
 
 class ErrorEnvelopeSchema(Schema):

@@ -5,7 +5,14 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from app.i18n import t
 from app.models import PARTITION_KINDS, ROLES
-from app.schemas.common import AbsolutePath, Int, Name, RepositoryPath, StrictSchema
+from app.schemas.common import (
+    MAX_BIGINT,
+    AbsolutePath,
+    Int,
+    Name,
+    RepositoryPath,
+    StrictSchema,
+)
 
 Ref = fields.String  # an id or a name, as the seed writes `center` and `server`
 
@@ -30,7 +37,11 @@ class PartitionSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
     mountpoint = AbsolutePath(allow_none=True, validate=validate.Length(max=1024))
     kind = fields.String(required=True, validate=validate.OneOf(PARTITION_KINDS))
-    size = Int(allow_none=True, validate=validate.Range(min=0))
+    size = Int(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_BIGINT),
+        metadata={"description": "Bytes"},
+    )
 
 
 class ServerCreateSchema(StrictSchema):
@@ -152,7 +163,15 @@ class UserSchema(StrictSchema):
     id = fields.Integer()
     email = fields.String()
     role = fields.String()
+    disabled = fields.Boolean(
+        metadata={"description": "A disabled user can neither log in nor use a token"}
+    )
     createdAt = fields.String()
+
+
+class UserTokensRevokedSchema(StrictSchema):
+    user = fields.Nested(UserSchema)
+    revokedTokens = fields.Integer(metadata={"description": "How many live tokens were revoked"})
 
 
 class TokenIssueSchema(StrictSchema):

@@ -3,7 +3,7 @@
 from marshmallow import fields, validate
 
 from app.models import RUN_STATES, RUN_TRIGGERS
-from app.schemas.backups import BackupJobSchema
+from app.schemas.backups import BackupJobSchema, UserRefSchema
 from app.schemas.common import AbsolutePath, Id, PageArgsSchema, StrictSchema
 
 
@@ -12,10 +12,25 @@ class _JobRef(StrictSchema):
     name = fields.String()
 
 
+class _DeletableJobRef(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+    deleted = fields.Boolean(
+        metadata={"description": "The job was deleted: it left /backups, its past stays"}
+    )
+
+
+def _requested_by(description: str) -> fields.Nested:
+    return fields.Nested(UserRefSchema, allow_none=True, metadata={"description": description})
+
+
 class RunSchema(StrictSchema):
     id = fields.Integer()
-    job = fields.Nested(_JobRef)
+    job = fields.Nested(_DeletableJobRef)
     trigger = fields.String(metadata={"description": " | ".join(RUN_TRIGGERS)})
+    requestedBy = _requested_by(
+        "Who ran it now (`manual`); null for scheduled runs and retries, or once the user is deleted"
+    )
     scheduledFor = fields.String()
     state = fields.String(metadata={"description": " | ".join(RUN_STATES)})
     startedAt = fields.String(allow_none=True)
@@ -64,6 +79,21 @@ class RecoveryPointSchema(StrictSchema):
     encrypted = fields.Boolean()
 
 
+class ListedRecoveryPointSchema(RecoveryPointSchema):
+    partition = fields.String()
+    job = fields.Nested(
+        _DeletableJobRef,
+        allow_none=True,
+        metadata={"description": "The job that made the point, deleted or not"},
+    )
+
+
+class RecoveryPointListArgsSchema(PageArgsSchema):
+    job = Id(strict=False, metadata={"description": "Job id; a deleted job's points too"})
+    server = fields.String(metadata={"description": "Server id or name"})
+    repository = Id(strict=False, metadata={"description": "Repository id"})
+
+
 class RestoreCreateSchema(StrictSchema):
     recoveryPoint = Id(required=True, metadata={"description": "Recovery point id"})
     server = fields.String(
@@ -85,6 +115,7 @@ class RestoreSchema(StrictSchema):
     recoveryPoint = fields.Integer(allow_none=True)
     server = fields.Nested(_JobRef)
     target = fields.String()
+    requestedBy = _requested_by("Who asked for the restore (null once the user is deleted)")
     state = fields.String()
     startedAt = fields.String(allow_none=True)
     finishedAt = fields.String(allow_none=True)

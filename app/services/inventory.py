@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.http import ApiError
-from app.models import BackupJob, Center, Partition, Repository, Server
+from app.models import BackupJob, Center, Partition, RecoveryPoint, Repository, Restore, Server
 from app.services import lookup
 from app.timeutil import iso_utc, utcnow
 
@@ -97,9 +97,15 @@ def create_server(data: dict) -> Server:
 
 
 def delete_server(server: Server) -> None:
-    jobs = _job_count(BackupJob.server_id == server.id)
-    if jobs:
-        raise ApiError(409, "server_has_jobs", name=server.name, count=jobs)
+    """Refused (409) while jobs, recovery points or restores refer to the server: nothing is
+    cascaded away silently. Jobs deleted earlier go with it, history and all."""
+    _refuse_if_referred(
+        (BackupJob, _live_jobs(BackupJob.server_id == server.id), "server_has_jobs"),
+        (RecoveryPoint, RecoveryPoint.server_id == server.id, "server_has_points"),
+        (Restore, Restore.server_id == server.id, "server_has_restores"),
+        name=server.name,
+    )
+    _forget_deleted_jobs(BackupJob.server_id == server.id)
     db.session.delete(server)
     db.session.commit()
 
@@ -117,12 +123,29 @@ def create_repository(data: dict) -> Repository:
 
 
 def delete_repository(repository: Repository) -> None:
-    jobs = _job_count(BackupJob.repository_id == repository.id)
-    if jobs:
-        raise ApiError(409, "repository_has_jobs", ref=repository.id, count=jobs)
+    """Refused (409) while jobs use the repository or recovery points are recorded in it."""
+    _refuse_if_referred(
+        (BackupJob, _live_jobs(BackupJob.repository_id == repository.id), "repository_has_jobs"),
+        (RecoveryPoint, RecoveryPoint.repository_id == repository.id, "repository_has_points"),
+        ref=repository.id,
+    )
+    _forget_deleted_jobs(BackupJob.repository_id == repository.id)
     db.session.delete(repository)
     db.session.commit()
 
 
-def _job_count(condition) -> int:
-    return db.session.scalar(db.select(func.count()).select_from(BackupJob).where(condition))
+def _refuse_if_referred(*checks, **names) -> None:
+    for model, condition, key in checks:
+        count = db.session.scalar(db.select(func.count()).select_from(model).where(condition))
+        if count:
+            raise ApiError(409, key, count=count, **names)
+
+
+def _live_jobs(condition):
+    return condition & BackupJob.deleted_at.is_(None)
+
+
+def _forget_deleted_jobs(condition) -> None:
+    """Deleted jobs keep their rows for their history (SPEC "Identity"); the rows cannot
+    outlive the server or repository they name, so they go now, their runs with them."""
+    db.session.execute(db.delete(BackupJob).where(condition, BackupJob.deleted_at.is_not(None)))

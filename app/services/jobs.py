@@ -55,11 +55,18 @@ def job_view(job: BackupJob) -> dict:
             "description": job.description,
             "user": {"id": job.user.id, "name": job.user.email},
         },
+        "createdBy": runs.user_ref(job.created_by),
     }
 
 
 def filtered_jobs(args: dict):
-    query = select(BackupJob).join(BackupJob.server).join(Server.center).join(BackupJob.partition)
+    query = (
+        select(BackupJob)
+        .join(BackupJob.server)
+        .join(Server.center)
+        .join(BackupJob.partition)
+        .where(BackupJob.deleted_at.is_(None))
+    )
     if "center" in args:
         query = query.where(by_id_or_name(Center, args["center"]))
     if "server" in args:
@@ -151,9 +158,11 @@ def _change_schedule(job: BackupJob, schedule: Schedule) -> list[dict]:
 
 
 def delete_job(job: BackupJob, purge: bool) -> None:
-    """Stop the job (a running run is canceled), optionally purge its recovery points, delete it."""
+    """Stop the job (a running run is canceled), optionally purge its recovery points, and
+    mark it deleted. The row stays, so its id is never handed out again and its runs and
+    (unless purged) recovery points stay listed and restorable."""
     if purge:  # first: with the broker down nothing changes and the caller gets 503
         runs.purge_points(job)
     runs.deactivate(job)
-    db.session.delete(job)
+    job.deleted_at = utcnow()
     db.session.commit()

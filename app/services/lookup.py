@@ -67,19 +67,23 @@ def find_user(ref) -> User:
     return user
 
 
-def find_job(ref) -> BackupJob:
-    """A job by id, or by name when exactly one job has that name."""
+def _live_job(ref) -> BackupJob | None:
+    """The job with id `ref` unless it was deleted."""
     ident = as_id(ref)
-    if ident is not None:
-        job = db.session.get(BackupJob, ident)
-        if job is not None:
-            return job
-    jobs = db.session.scalars(db.select(BackupJob).where(BackupJob.name == str(ref)).limit(2)).all()
+    job = db.session.get(BackupJob, ident) if ident is not None else None
+    return job if job is not None and job.deleted_at is None else None
+
+
+def find_job(ref) -> BackupJob:
+    """A job that is not deleted, by id, or by name when exactly one such job has that name."""
+    job = _live_job(ref)
+    if job is not None:
+        return job
+    named = (BackupJob.name == str(ref), BackupJob.deleted_at.is_(None))
+    jobs = db.session.scalars(db.select(BackupJob).where(*named).limit(2)).all()
     if not jobs:
         raise ApiError(404, "job_not_found", ref=ref)
     if len(jobs) > 1:
-        count = db.session.scalar(
-            db.select(func.count()).select_from(BackupJob).where(BackupJob.name == str(ref))
-        )
+        count = db.session.scalar(db.select(func.count()).select_from(BackupJob).where(*named))
         raise ApiError(409, "job_name_ambiguous", ref=ref, count=count)
     return jobs[0]

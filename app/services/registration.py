@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.http import ApiError, FieldErrors
 from app.i18n import t
-from app.models import BackupJob, Partition, Repository, Server
+from app.models import BackupJob, Partition, Repository, Server, User
 from app.services import lookup
 from app.services.schedule import Schedule, describe, next_fire_time
 from app.timeutil import iso_utc, utcnow
@@ -39,7 +39,8 @@ class Registration:
         return 207 if summary["successful"] else 409
 
 
-def register_backup_jobs(request: dict) -> Registration:
+def register_backup_jobs(request: dict, created_by: User) -> Registration:
+    """`created_by` is the caller; the request's `user` is the job's user (the seed's field)."""
     center = lookup.find_center(request["center"])
     server = lookup.find_server(request["server"], center)
     repository = lookup.find_repository(request["repository"]["id"])
@@ -50,7 +51,7 @@ def register_backup_jobs(request: dict) -> Registration:
     if not names:
         raise FieldErrors({"partition": [t("partition_list_empty")]})
 
-    results = [_register_one(request, server, repository, user, name) for name in names]
+    results = [_register_one(request, server, repository, user, created_by, name) for name in names]
     db.session.commit()
     return Registration(results)
 
@@ -82,7 +83,7 @@ def partitions_to_back_up(server: Server, requested: list[str], excluded: list[s
     return [n for n in names if n not in set(excluded)]
 
 
-def _register_one(request, server: Server, repository, user, name: str) -> dict:
+def _register_one(request, server: Server, repository, user, created_by, name: str) -> dict:
     schedule: Schedule = request["schedule"]
     result = {
         "state": "fail",
@@ -102,7 +103,7 @@ def _register_one(request, server: Server, repository, user, name: str) -> dict:
         return result
     try:
         with db.session.begin_nested():
-            job = _new_job(request, server, partition, repository, user)
+            job = _new_job(request, server, partition, repository, user, created_by)
             db.session.add(job)
     except IntegrityError:
         # A concurrent identical request won the race for this partition.
@@ -122,6 +123,7 @@ def _partition_problem(request, server, partition: Partition | None, name: str) 
             BackupJob.server_id == server.id,
             BackupJob.partition_id == partition.id,
             BackupJob.name == request["jobName"],
+            BackupJob.deleted_at.is_(None),  # a deleted job frees its name
         )
     )
     if duplicate is not None:
@@ -133,7 +135,7 @@ def _duplicate_message(request, server, name) -> str:
     return t("job_exists", server=server.name, partition=name, name=request["jobName"])
 
 
-def _new_job(request, server, partition, repository, user) -> BackupJob:
+def _new_job(request, server, partition, repository, user, created_by) -> BackupJob:
     schedule: Schedule = request["schedule"]
     active = request["autoStart"] == "yes"
     return BackupJob(
@@ -142,6 +144,7 @@ def _new_job(request, server, partition, repository, user) -> BackupJob:
         partition=partition,
         repository=repository,
         user=user,
+        created_by=created_by,
         mode=request["type"],
         compression=request.get("compression"),
         encryption=request["encryption"],

@@ -19,8 +19,10 @@ from app.models import (
     RecoveryPoint,
     Restore,
     Run,
+    Server,
+    User,
 )
-from app.services import dispatch
+from app.services import dispatch, lookup
 from app.services.schedule import Schedule, next_fire_time
 from app.timeutil import iso_utc, utcnow
 
@@ -160,8 +162,8 @@ def change_state(run: Run, expected: tuple[str, ...], new_state: str) -> bool:
     return changed == 1
 
 
-def run_now(job: BackupJob) -> Run:
-    run = create_run(job, "manual", utcnow(), "queued")
+def run_now(job: BackupJob, requested_by: User) -> Run:
+    run = create_run(job, "manual", utcnow(), "queued", requested_by=requested_by)
     if run is None:  # the database allows one unfinished run per job
         raise ApiError(409, "job_already_running", ref=job.id)
     db.session.commit()
@@ -170,8 +172,16 @@ def run_now(job: BackupJob) -> Run:
     return run
 
 
-def request_restore(point: RecoveryPoint, server, target: str) -> Restore:
-    restore = Restore(recovery_point=point, server=server, target=target, state="queued")
+def request_restore(
+    point: RecoveryPoint, server, target: str, *, requested_by: User | None = None
+) -> Restore:
+    restore = Restore(
+        recovery_point=point,
+        server=server,
+        target=target,
+        state="queued",
+        requested_by=requested_by,
+    )
     db.session.add(restore)
     db.session.commit()
     try:
@@ -208,11 +218,22 @@ def purge_points(job: BackupJob) -> int:
 # ---- how the API shows them --------------------------------------------------------------
 
 
+def user_ref(user: User | None) -> dict | None:
+    """Who registered a job or asked for a run or restore (None once that user is gone)."""
+    return {"id": user.id, "email": user.email} if user is not None else None
+
+
+def job_ref(job: BackupJob) -> dict:
+    """A job as runs and recovery points name it, deleted or not."""
+    return {"id": job.id, "name": job.name, "deleted": job.deleted_at is not None}
+
+
 def run_view(run: Run) -> dict:
     return {
         "id": run.id,
-        "job": {"id": run.job.id, "name": run.job.name},
+        "job": job_ref(run.job),
         "trigger": run.trigger,
+        "requestedBy": user_ref(run.requested_by),
         "scheduledFor": iso_utc(run.scheduled_for),
         "state": "running" if run.state == "canceling" else run.state,
         "startedAt": iso_utc(run.started_at),
@@ -261,12 +282,38 @@ def recovery_point_view(point: RecoveryPoint) -> dict:
     }
 
 
+def filtered_points(args: dict):
+    """GET /recovery-points: points of live and deleted jobs alike, newest first."""
+    query = select(RecoveryPoint).order_by(RecoveryPoint.id.desc())
+    if "job" in args:
+        query = query.where(RecoveryPoint.job_id == args["job"])
+    if "server" in args:
+        query = query.join(Server, RecoveryPoint.server_id == Server.id).where(
+            lookup.by_id_or_name(Server, args["server"])
+        )
+    if "repository" in args:
+        query = query.where(RecoveryPoint.repository_id == args["repository"])
+    return query
+
+
+def listed_point_view(point: RecoveryPoint) -> dict:
+    """A point with the job that made it (null for points whose job was removed before
+    deleting kept jobs) and its partition, so a point of a deleted job can be told apart."""
+    job = db.session.get(BackupJob, point.job_id) if point.job_id is not None else None
+    return {
+        **recovery_point_view(point),
+        "partition": point.partition_name,
+        "job": job_ref(job) if job is not None else None,
+    }
+
+
 def restore_view(restore: Restore) -> dict:
     return {
         "id": restore.id,
         "recoveryPoint": restore.recovery_point_id,
         "server": {"id": restore.server.id, "name": restore.server.name},
         "target": restore.target,
+        "requestedBy": user_ref(restore.requested_by),
         "state": restore.state,
         "startedAt": iso_utc(restore.started_at),
         "finishedAt": iso_utc(restore.finished_at),

@@ -107,15 +107,28 @@ def test_korean_is_the_default_language(client):
     assert assert_error(response, 401)["error"] == "인증 토큰이 없거나 유효하지 않습니다"
 
 
-@pytest.fixture
-def app_without_database(tmp_path):
-    class NoDatabase(config.Config):
+def _app_with(database_url: str, redis_url: str):
+    class Settings(config.Config):
         TESTING = True
-        SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+        SQLALCHEMY_DATABASE_URI = database_url
         SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"connect_timeout": 2}}
-        REDIS_URL = "redis://127.0.0.1:1/0"
+        REDIS_URL = redis_url
 
-    return create_app(NoDatabase)
+    return create_app(Settings)
+
+
+NO_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+@pytest.fixture
+def app_without_database(redis_url):
+    return _app_with(NO_DATABASE, redis_url)
+
+
+@pytest.fixture
+def app_without_database_or_redis():
+    return _app_with(NO_DATABASE, NO_REDIS)
 
 
 def test_database_unavailable_is_503_in_the_envelope(app_without_database):
@@ -129,8 +142,8 @@ def test_database_unavailable_is_503_in_the_envelope(app_without_database):
     assert "데이터베이스" in payload["error"]
 
 
-def test_health_reports_unreachable_components_with_503(app_without_database):
-    response = app_without_database.test_client().get("/api/v1/health")
+def test_health_reports_unreachable_components_with_503(app_without_database_or_redis):
+    response = app_without_database_or_redis.test_client().get("/api/v1/health")
 
     payload = assert_error(response, 503)
     assert payload["detail"]["database"].startswith("error")
@@ -142,3 +155,24 @@ def test_health_ok_with_database_and_redis(client):
 
     assert response.status_code == 200
     assert response.get_json()["data"] == {"database": "ok", "redis": "ok"}
+
+
+def test_405_lists_the_allowed_methods_in_allow(client, auth):
+    response = client.delete("/api/v1/centers", headers=auth)
+
+    assert_error(response, 405)
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+    assert response.mimetype == "application/json"
+
+
+def test_405_on_an_action_lists_post(client, auth):
+    response = client.get("/api/v1/token/issue")
+
+    assert_error(response, 405)
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_no_made_up_flask_secret(app):
+    # the API has no sessions or signed cookies: a default secret would only look like security
+    assert app.config["SECRET_KEY"] is None
+    assert "SECRET_KEY" not in (config.BASE_DIR / "README.md").read_text()

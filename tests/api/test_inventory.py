@@ -3,7 +3,8 @@
 import pytest
 
 from app.extensions import db
-from app.models import Repository
+from app.models import BackupJob, RecoveryPoint, Repository, Restore, Run
+from app.timeutil import utcnow
 from tests.api.helpers import SEED_BASIC, assert_error
 
 
@@ -155,3 +156,100 @@ def test_repository_in_use_cannot_be_deleted_until_its_jobs_are(client, auth, se
 
     assert client.delete("/api/v1/repositories/1", headers=auth).status_code == 200
     assert_error(client.get("/api/v1/repositories/1", headers=auth), 404)
+
+
+def test_partition_sizes_beyond_the_bigint_column_are_422(client, auth, center):
+    too_big = {**SERVER, "partitions": [{"name": "/dev/sdb", "kind": "block", "size": 2**63}]}
+    largest = {**SERVER, "partitions": [{"name": "/dev/sdb", "kind": "block", "size": 2**63 - 1}]}
+
+    assert_error(create(client, auth, "servers", too_big), 422, paths=("partitions.0.size",))
+    response = create(client, auth, "servers", largest)
+    assert response.status_code == 201
+    assert response.get_json()["data"]["partitions"][0]["size"] == 2**63 - 1
+
+
+def _register_job(client, auth) -> int:
+    response = client.post("/api/v1/backups", json=SEED_BASIC, headers=auth)
+    return response.get_json()["data"]["results"][0]["id"]
+
+
+def _recovery_point(job_id: int, inventory) -> RecoveryPoint:
+    point = RecoveryPoint(
+        engine_id="p-0001",
+        job_id=job_id,
+        repository=inventory["repository"],
+        server_id=inventory["server"].id,
+        partition_name="/dev/sda1",
+        partition_kind="block",
+        engine_job=db.session.get(BackupJob, job_id).engine_job,
+        mode="full",
+    )
+    db.session.add(point)
+    db.session.commit()
+    return point
+
+
+def test_server_with_recovery_points_cannot_be_deleted(client, auth, seed_inventory):
+    job_id = _register_job(client, auth)
+    _recovery_point(job_id, seed_inventory)
+    assert client.delete(f"/api/v1/backups/{job_id}", headers=auth).status_code == 200
+
+    response = client.delete("/api/v1/servers/web-server-01", headers=auth)
+
+    payload = assert_error(response, 409)
+    assert payload["error"] == "서버 'web-server-01'의 복구 지점 1개가 남아 있어 삭제할 수 없습니다"
+    assert client.get("/api/v1/servers/web-server-01", headers=auth).status_code == 200
+
+
+def test_server_whose_only_jobs_are_deleted_but_whose_points_remain_is_409(
+    client, auth, seed_inventory
+):
+    job_id = _register_job(client, auth)
+    _recovery_point(job_id, seed_inventory)
+    db.session.get(BackupJob, job_id).deleted_at = utcnow()  # deleted, its points kept
+    db.session.commit()
+
+    response = client.delete(
+        "/api/v1/servers/web-server-01", headers={**auth, "Accept-Language": "en"}
+    )
+
+    payload = assert_error(response, 409)
+    assert (
+        payload["error"]
+        == "Server 'web-server-01' still has 1 recovery points and cannot be deleted."
+    )
+
+
+def test_server_with_restores_cannot_be_deleted(client, auth, seed_inventory):
+    db.session.add(Restore(server=seed_inventory["server"], target="/tmp/r.img", state="success"))
+    db.session.commit()
+
+    payload = assert_error(client.delete("/api/v1/servers/web-server-01", headers=auth), 409)
+
+    assert payload["error"] == "서버 'web-server-01'에 복구 기록 1개가 있어 삭제할 수 없습니다"
+
+
+def test_repository_with_recovery_points_cannot_be_deleted(client, auth, seed_inventory):
+    job_id = _register_job(client, auth)
+    _recovery_point(job_id, seed_inventory)
+    client.delete(f"/api/v1/backups/{job_id}", headers=auth)
+
+    payload = assert_error(client.delete("/api/v1/repositories/1", headers=auth), 409)
+
+    assert payload["error"] == "리포지토리 1에 복구 지점 1개가 남아 있어 삭제할 수 없습니다"
+    assert client.get("/api/v1/repositories/1", headers=auth).status_code == 200
+
+
+def test_server_and_repository_whose_jobs_are_all_deleted_can_be_deleted(
+    client, auth, seed_inventory
+):
+    job_id = _register_job(client, auth)
+    job = db.session.get(BackupJob, job_id)
+    db.session.add(Run(job=job, trigger="manual", scheduled_for=utcnow(), state="success"))
+    job.deleted_at = utcnow()  # deleted without points left: nothing refers to the server
+    db.session.commit()
+
+    assert client.delete("/api/v1/repositories/1", headers=auth).status_code == 200
+    assert client.delete("/api/v1/servers/web-server-01", headers=auth).status_code == 200
+    db.session.expire_all()
+    assert db.session.query(BackupJob).count() == 0 and db.session.query(Run).count() == 0

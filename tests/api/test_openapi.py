@@ -2,6 +2,16 @@
 
 import re
 
+import pytest
+from marshmallow import ValidationError
+
+from app.schemas.common import (
+    ABSOLUTE_PATH_PATTERN,
+    NAME_PATTERN,
+    normalise_absolute_path,
+    validate_name,
+)
+
 
 def test_every_api_route_is_documented(app, client):
     spec = client.get("/api/v1/openapi.json").get_json()
@@ -67,3 +77,116 @@ def test_interactive_docs_page_and_its_assets_are_served_locally(client):
 
 def test_health_needs_no_token(client):
     assert client.get("/api/v1/health").status_code in (200, 503)
+
+
+def _schemas(client) -> dict:
+    return client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+
+
+def test_absolute_paths_have_their_pattern(client):
+    schemas = _schemas(client)
+
+    for pattern in (
+        schemas["RepositoryCreate"]["properties"]["path"]["pattern"],
+        schemas["RepositoryRef"]["properties"]["path"]["pattern"],
+        schemas["BackupCreate"]["properties"]["excludeDir"]["items"]["pattern"],
+        schemas["BackupUpdate"]["properties"]["excludeDir"]["items"]["pattern"],
+        schemas["Partition"]["properties"]["mountpoint"]["pattern"],
+    ):
+        assert pattern == ABSOLUTE_PATH_PATTERN
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/backup",
+        "/backup//storage/./",
+        "/a..b/..c/d..",
+        "relative",
+        "",
+        "/a/../b",
+        "/..",
+        "/a/..",
+        "//..",
+        "/x\ty",
+        "/x\x7f",
+        "/데이터/백업",
+    ],
+)
+def test_the_documented_path_pattern_is_the_rule_the_server_applies(path):
+    try:
+        normalise_absolute_path(path)
+        accepted = True
+    except ValidationError:
+        accepted = False
+
+    assert (re.fullmatch(ABSOLUTE_PATH_PATTERN, path) is not None) == accepted
+
+
+@pytest.mark.parametrize(
+    "name", ["web-01", "a", "daily backup", " lead", "trail ", "tab\tin", "백업 작업", "x\u3000"]
+)
+def test_the_documented_name_pattern_is_the_rule_the_server_applies(name):
+    try:
+        validate_name(name)
+        accepted = True
+    except ValidationError:
+        accepted = False
+
+    assert (re.fullmatch(NAME_PATTERN, name) is not None) == accepted
+
+
+def test_names_have_their_pattern(client):
+    schemas = _schemas(client)
+
+    assert schemas["BackupCreate"]["properties"]["jobName"]["pattern"] == NAME_PATTERN
+    assert schemas["CenterCreate"]["properties"]["name"]["pattern"] == NAME_PATTERN
+    assert schemas["ServerCreate"]["properties"]["name"]["pattern"] == NAME_PATTERN
+
+
+def test_put_body_needs_at_least_one_property(client):
+    assert _schemas(client)["BackupUpdate"]["minProperties"] == 1
+
+
+def test_integers_state_the_range_their_column_holds(client):
+    schemas = _schemas(client)
+
+    size = schemas["Partition"]["properties"]["size"]
+    assert (size["minimum"], size["maximum"]) == (0, 2**63 - 1)
+    repository_id = schemas["RepositoryRef"]["properties"]["id"]
+    assert (repository_id["minimum"], repository_id["maximum"]) == (1, 2**31 - 1)
+    rotation = schemas["BackupCreate"]["properties"]["rotation"]
+    assert (rotation["minimum"], rotation["maximum"]) == (1, 365)
+    network = schemas["BackupCreate"]["properties"]["networkLimit"]
+    assert (network["minimum"], network["maximum"]) == (0, 1_000_000)
+
+
+def test_every_input_integer_has_a_range(client):
+    schemas = _schemas(client)
+    inputs = ["BackupCreate", "BackupUpdate", "RepositoryRef", "Partition", "ServerCreate"]
+
+    for name in inputs:
+        for field, prop in schemas[name]["properties"].items():
+            if prop.get("type") == "integer":
+                assert "minimum" in prop and "maximum" in prop, f"{name}.{field}"
+
+
+def test_required_properties_are_listed(client):
+    schemas = _schemas(client)
+
+    assert set(schemas["TokenIssue"]["required"]) == {"email", "password"}
+    assert set(schemas["UserCreate"]["required"]) == {"email", "password", "role"}
+    assert set(schemas["Partition"]["required"]) == {"name", "kind"}
+    assert set(schemas["ServerCreate"]["required"]) == {"name", "center"}
+    assert set(schemas["RepositoryCreate"]["required"]) == {"center", "type", "path"}
+    assert set(schemas["RepositoryRef"]["required"]) == {"id", "type", "path"}
+    assert set(schemas["Schedule"]["required"]) == {"type", "description"}
+
+
+def test_login_documents_throttling(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+
+    answers = spec["paths"]["/api/v1/token/issue"]["post"]["responses"]
+    assert {"201", "401", "422", "429", "503"} <= set(answers)
+    assert "Retry-After" in answers["429"]["headers"]

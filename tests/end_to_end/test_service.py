@@ -238,9 +238,10 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     # rotation 1: after the second run only its point remains, in the API and the repository
     assert len(points) == 1 and points[0]["compression"] == "lz4"
     assert points[0]["runId"] == max(r.id for r in runs if r.state == "success")
-    assert [p.id for p in engine.list_points(stack.repository, db.session.get(BackupJob, job_id).engine_job)] == [
-        db.session.get(RecoveryPoint, points[0]["id"]).engine_id
-    ]
+    assert [
+        p.id
+        for p in engine.list_points(stack.repository, db.session.get(BackupJob, job_id).engine_job)
+    ] == [db.session.get(RecoveryPoint, points[0]["id"]).engine_id]
 
     target = stack.tmp / "restored-sda1.img"
     response = api.post(

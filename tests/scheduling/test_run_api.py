@@ -86,7 +86,8 @@ def test_runs_history_and_run_by_id(client, auth, register, broker):
 
     assert [r["id"] for r in runs["items"]] == [fired.id]
     assert [r["id"] for r in history.get_json()["data"]["items"]] == [fired.id]
-    assert one["trigger"] == "schedule" and one["job"] == {"id": job.id, "name": job.name}
+    assert one["trigger"] == "schedule" and one["requestedBy"] is None
+    assert one["job"] == {"id": job.id, "name": job.name, "deleted": False}
     assert set(one) >= {
         "scheduledFor",
         "state",
@@ -198,7 +199,8 @@ def test_delete_with_purge_asks_the_agent_to_delete_points(client, auth, point, 
 
 
 def test_delete_without_purge_keeps_points(client, auth, point, broker):
-    client.delete(f"/api/v1/backups/{point.job_id}", headers=auth)
+    job_id = point.job_id
+    client.delete(f"/api/v1/backups/{job_id}", headers=auth)
 
     kept = db.session.query(RecoveryPoint).one()
-    assert kept.job_id is None and queued_messages(broker) == []
+    assert kept.job_id == job_id and queued_messages(broker) == []
