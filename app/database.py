@@ -1,7 +1,9 @@
 """Database engine settings that differ between SQLite and PostgreSQL."""
 
-from sqlalchemy import event
+from sqlalchemy import DateTime, Float, event, literal
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
 
 def configure_engine_events(engine: Engine) -> None:
@@ -17,3 +19,31 @@ def configure_engine_events(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+class db_now(FunctionElement):  # noqa: N801 (used like a SQL function)
+    """The database's clock, as a SQL expression: `db_now()` is now, `db_now(-60)` a minute ago,
+    as the naive UTC datetime the database stores. Leases are stamped and judged with it, so
+    the clocks of agents and of the control worker never matter."""
+
+    type = DateTime()
+    inherit_cache = True
+
+    def __init__(self, offset_seconds: float = 0):
+        super().__init__(literal(float(offset_seconds), Float()))  # a parameter, not cached text
+
+
+@compiles(db_now, "postgresql")
+def _db_now_postgresql(element: db_now, compiler, **kw) -> str:
+    # statement_timestamp(), not now(): now() is when the transaction began, which in a
+    # session kept open across a sweep's sleep would be an old time.
+    offset = compiler.process(element.clauses, **kw)
+    return f"(timezone('utc', statement_timestamp()) + make_interval(secs => {offset}))"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler, **kw) -> str:
+    # In the format SQLAlchemy writes naive datetimes in ('2026-01-31 10:30:45.123000'), so
+    # the stored text compares correctly with values written from Python.
+    offset = compiler.process(element.clauses, **kw)
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', ({offset}) || ' seconds') || '000')"

@@ -22,6 +22,7 @@ from pathlib import Path
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy import select, update
 
+from app.database import db_now
 from app.extensions import db
 from app.models import Center, Partition, Server
 from app.timeutil import utcnow
@@ -125,11 +126,12 @@ def register_agent(settings: AgentSettings) -> Server:
 
 
 def mark_online(server_name: str, online: bool) -> None:
+    """Stamp the server's heartbeat with the database's clock, not this host's."""
     with db.engine.begin() as conn:
         conn.execute(
             update(Server)
             .where(Server.name == server_name)
-            .values(online=online, last_seen=utcnow())
+            .values(online=online, last_seen=db_now())
         )
 
 

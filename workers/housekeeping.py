@@ -4,6 +4,11 @@ A run whose heartbeat is older than the lease (`ZDM_RUN_LEASE_SECONDS`, default 
 worker: it becomes `failed` ("worker lost") and, unless it was itself a retry, is retried
 once. With the sweep every `ZDM_SWEEP_SECONDS` (30), a lost run is noticed within 90 s.
 Every change is a conditional UPDATE, so two sweeps at once (two beats) do it once.
+
+Heartbeats are stamped with the database's clock and the lease is judged in SQL against the
+same clock (`db_now`), so neither an agent's clock nor this worker's can declare a live run
+lost or keep a dead one alive. `now` (this worker's clock, or a test's) only serves the
+rules about queued runs, which follow the jobs' fire times.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from app.database import db_now
 from app.extensions import db
 from app.models import Restore, Run
 from app.services import dispatch
@@ -34,41 +40,37 @@ RESEND_AFTER_SECONDS = 15
 def sweep(now: datetime | None = None) -> dict:
     now = now or utcnow()
     return {
-        "lost_runs": sweep_lost_runs(now),
+        "lost_runs": sweep_lost_runs(),
         "missed_runs": sweep_unstarted_runs(now),
         "resent_runs": resend_undispatched_runs(now),
-        "lost_restores": sweep_lost_restores(now),
+        "lost_restores": sweep_lost_restores(),
     }
 
 
-def _expired(model, now: datetime):
-    horizon = now - timedelta(seconds=LEASE_SECONDS)
-    return select(model).where(
-        model.state.in_(("running", "canceling")), model.heartbeat_at < horizon
+def _lease_expired(model):
+    """Unfinished, and no heartbeat within the lease, by the database's clock."""
+    return (
+        model.state.in_(("running", "canceling")),
+        model.heartbeat_at < db_now(-LEASE_SECONDS),
     )
 
 
-def _take(model, row, now: datetime, **values) -> bool:
+def _take(model, row, **values) -> bool:
     """The lost row, if it is still lost: unfinished and still without a fresh heartbeat."""
-    horizon = now - timedelta(seconds=LEASE_SECONDS)
     taken = db.session.execute(
         update(model)
-        .where(
-            model.id == row.id,
-            model.state.in_(("running", "canceling")),
-            model.heartbeat_at < horizon,
-        )
+        .where(model.id == row.id, *_lease_expired(model))
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount
     return taken == 1
 
 
-def sweep_lost_runs(now: datetime) -> list[int]:
+def sweep_lost_runs() -> list[int]:
     retried = []
-    for run in db.session.scalars(_expired(Run, now)).all():
+    for run in db.session.scalars(select(Run).where(*_lease_expired(Run))).all():
         was_canceling = run.state == "canceling"
-        if not _take(Run, run, now, state="failed", finished_at=now):
+        if not _take(Run, run, state="failed", finished_at=db_now()):
             db.session.rollback()
             continue
         db.session.refresh(run)
@@ -110,10 +112,10 @@ def resend_undispatched_runs(now: datetime) -> list[int]:
     return resent
 
 
-def sweep_lost_restores(now: datetime) -> list[int]:
+def sweep_lost_restores() -> list[int]:
     lost = []
-    for restore in db.session.scalars(_expired(Restore, now)).all():
-        if _take(Restore, restore, now, state="failed", finished_at=now):
+    for restore in db.session.scalars(select(Restore).where(*_lease_expired(Restore))).all():
+        if _take(Restore, restore, state="failed", finished_at=db_now()):
             db.session.refresh(restore)
             restore.error_message = WORKER_LOST
             lost.append(restore.id)

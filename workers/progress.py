@@ -4,6 +4,11 @@ A thread writes the latest progress and a heartbeat to the run's row every few s
 with its own connection, and reads the row's state back: `canceling` (or a deleted row)
 tells the engine to stop at its next safe point. The sweeper declares a run whose
 heartbeat is older than the lease lost ("worker lost").
+
+The heartbeat is stamped with the database's clock (`db_now`), never the agent's: an agent
+whose clock is hours off is judged by the same clock as everyone else. It beats for the whole
+run, rotation included; after the engine's part, `hold()` stops publishing progress (the
+runner has recorded the true totals) but keeps the lease.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import threading
 from flask import current_app
 from sqlalchemy import Table, select, update
 
+from app.database import db_now
 from app.extensions import db
-from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,7 @@ class ProgressMonitor(threading.Thread):
         self.table, self.row_id, self.bytes_column = table, row_id, bytes_column
         self.stopped = threading.Event()
         self.cancel_requested = threading.Event()
-        self._latest = (0, 0, 0.0)
+        self._latest: tuple[int, int, float] | None = (0, 0, 0.0)
         self.app = current_app._get_current_object()  # the thread needs its own app context
 
     # the engine's callbacks
@@ -39,6 +44,10 @@ class ProgressMonitor(threading.Thread):
 
     def should_cancel(self) -> bool:
         return self.cancel_requested.is_set()
+
+    def hold(self) -> None:
+        """From now on only keep the lease: the engine's work is done and its totals recorded."""
+        self._latest = None
 
     def run(self) -> None:
         with self.app.app_context():
@@ -49,10 +58,12 @@ class ProgressMonitor(threading.Thread):
                     log.warning("publishing progress failed: %s", exc)
 
     def publish(self) -> None:
-        done, total, speed = self._latest
-        values = {"heartbeat_at": utcnow(), self.bytes_column: done, "speed": float(speed)}
-        if total:
-            values.update(bytes_total=total, percent=min(100.0, 100.0 * done / total))
+        values = {"heartbeat_at": db_now()}
+        if self._latest is not None:
+            done, total, speed = self._latest
+            values.update({self.bytes_column: done, "speed": float(speed)})
+            if total:
+                values.update(bytes_total=total, percent=min(100.0, 100.0 * done / total))
         table = self.table
         with db.engine.begin() as conn:
             conn.execute(update(table).where(table.c.id == self.row_id).values(**values))

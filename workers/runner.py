@@ -8,6 +8,7 @@ import socket
 
 from sqlalchemy import update
 
+from app.database import db_now
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch
@@ -21,12 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def _claim(model, row_id: int) -> bool:
-    """queued -> running, for exactly one worker: a redelivered message finds it taken."""
-    now = utcnow()
+    """queued -> running, for exactly one worker: a redelivered message finds it taken. The
+    lease starts on the database's clock (see workers/progress.py)."""
     claimed = db.session.execute(
         update(model)
         .where(model.id == row_id, model.state == "queued")
-        .values(state="running", started_at=now, heartbeat_at=now)
+        .values(state="running", started_at=db_now(), heartbeat_at=db_now())
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
@@ -82,6 +83,7 @@ def run_backup(run_id: int) -> str:
 
 
 def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
+    # The lease is kept for the whole run: rotation may wait long for the repository's lock.
     with ProgressMonitor(Run.__table__, run.id, "bytes_read") as monitor:
         result, failure = _engine_call(
             lambda: engine.backup(
@@ -100,47 +102,71 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
             canceled="canceled by stop; no recovery point was written",
             label=f"backup of run {run.id}",
         )
-    if failure:
-        return failure
+        if failure:
+            return failure
+        monitor.hold()
+        _record_point(run, job, result)
+        _apply_rotation(run, job)
+    return "success", None
+
+
+def _record_point(run: Run, job, result) -> None:
+    """Record the new point and the run's totals, and commit: nothing of this session stays
+    open (on SQLite, a write lock) while rotation waits for the repository."""
     db.session.refresh(run)
     run.mode = result.mode
     run.bytes_read, run.bytes_written = result.bytes_read, result.bytes_written
     run.bytes_total, run.percent = result.source_size, 100.0
-    point = RecoveryPoint(
-        engine_id=result.point_id,
-        job_id=job.id,
-        run_id=run.id,
-        repository_id=job.repository_id,
-        server_id=job.server_id,
-        partition_name=job.partition.name,
-        partition_kind=job.partition.kind,
-        engine_job=job.engine_job,
-        mode=result.mode,
-        source_size=result.source_size,
-        stored_size=result.stored_size,
-        compression=job.compression,
-        encrypted=job.encryption == "aes256",
+    db.session.add(
+        RecoveryPoint(
+            engine_id=result.point_id,
+            job_id=job.id,
+            run_id=run.id,
+            repository_id=job.repository_id,
+            server_id=job.server_id,
+            partition_name=job.partition.name,
+            partition_kind=job.partition.kind,
+            engine_job=job.engine_job,
+            mode=result.mode,
+            source_size=result.source_size,
+            stored_size=result.stored_size,
+            compression=job.compression,
+            encrypted=job.encryption == "aes256",
+            digest=result.digest,
+        )
     )
-    db.session.add(point)
     _note(
         run, f"recovery point {result.point_id} ({result.mode}, {result.stored_size} bytes stored)"
     )
-    _apply_rotation(run, job)
-    return "success", None
+    db.session.commit()
 
 
 def _apply_rotation(run: Run, job) -> None:
-    """At most `rotation` points of the job remain; data no remaining point needs goes."""
+    """At most `rotation` points of the job remain; data no remaining point needs goes. The
+    database loses exactly the points the engine reports removed, whatever else happened."""
+    repository, engine_job, keep = job.repository.path, job.engine_job, job.rotation
+    db.session.commit()  # no transaction stays open while prune waits for the repository
     try:
-        report = engine.prune(job.repository.path, job.engine_job, job.rotation)
-    except engine.EngineError as exc:
+        report = engine.prune(repository, engine_job, keep)
+    except engine.EngineError as exc:  # before anything was removed (locked, unreadable, ...)
         _note(run, f"rotation did not run: {exc}")
+        db.session.commit()
         return
+    _forget_points(job.repository_id, engine_job, report.removed_points)
     if report.removed_points:
-        db.session.query(RecoveryPoint).filter(
-            RecoveryPoint.job_id == job.id, RecoveryPoint.engine_id.in_(report.removed_points)
-        ).delete(synchronize_session=False)
         _note(run, f"rotation removed {len(report.removed_points)} old recovery points")
+    for problem in report.problems:
+        _note(run, f"rotation: {problem}")
+    db.session.commit()
+
+
+def _forget_points(repository_id: int, engine_job: str, point_ids: list[str]) -> None:
+    if point_ids:
+        db.session.query(RecoveryPoint).filter(
+            RecoveryPoint.repository_id == repository_id,
+            RecoveryPoint.engine_job == engine_job,
+            RecoveryPoint.engine_id.in_(point_ids),
+        ).delete(synchronize_session=False)
 
 
 def run_restore(restore_id: int) -> str:
@@ -172,6 +198,9 @@ def _restore(restore: Restore, point: RecoveryPoint) -> tuple[str, str | None]:
                 progress=monitor.progress,
                 should_cancel=monitor.should_cancel,
                 master_key=master_key(),
+                # the database's word on what was made, not the point file's
+                expected_digest=point.digest,
+                require_encrypted=point.encrypted,
             ),
             canceled="restore canceled",
             label=f"restore {restore.id}",

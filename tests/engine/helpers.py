@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -77,3 +78,51 @@ def run_engine(*args: str | os.PathLike, env: dict | None = None, **kwargs):
         timeout=120,
         **kwargs,
     )
+
+
+def rewrite_point(source: Path, target: Path, **changes) -> dict:
+    """Write `target`: the point file `source` with its metadata changed and a fresh SHA-256
+    checksum, so the result is an internally consistent plain point file. Returns its meta."""
+    data = source.read_bytes()
+    length = int.from_bytes(data[-40:-32], "big")
+    body, meta = data[: -40 - length], json.loads(data[-40 - length : -40])
+    meta.update(changes)
+    for key in [key for key, value in changes.items() if value is None]:
+        del meta[key]
+    encoded = json.dumps(meta, sort_keys=True).encode()
+    content = body + encoded + len(encoded).to_bytes(8, "big")
+    target.write_bytes(content + hashlib.sha256(content).digest())
+    return meta
+
+
+def forge_plain_point(repo: Path, victim: str, source: Path) -> None:
+    """Replace point `victim` by a plain point of `source`'s data that is consistent in itself
+    (right name, job and sequence, valid checksum, intact objects): what someone with write
+    access to the repository, but without the keys, can make."""
+    from workers.engine import backup
+    from workers.engine.points import read_meta
+
+    victim_meta = read_meta(repo / "points" / victim)
+    forged = backup(repo, "someone else", source, "full")
+    made = repo / "points" / forged.point_id
+    rewrite_point(made, repo / "points" / victim, id=victim, job=victim_meta["job"],
+                  sequence=victim_meta.get("sequence"), created_at=victim_meta["created_at"])  # fmt: skip
+    made.unlink()
+
+
+def plain_object_id(block: bytes) -> str:
+    """The id of an uncompressed, unencrypted object: SHA-256 of codec byte 0 and the block."""
+    return hashlib.sha256(b"\x00" + block).hexdigest()
+
+
+def damage_object(repo: Path, object_id: str) -> str:
+    """Flip one payload byte of the object's record in its pack; returns the pack's name."""
+    marker = bytes.fromhex(object_id)
+    for pack in all_packs(repo):
+        data = bytearray(pack.read_bytes())
+        at = data.find(marker)
+        if at >= 16:
+            data[at + 32 + 5] ^= 0x01  # the record: 16-byte header, id, then the payload
+            pack.write_bytes(bytes(data))
+            return pack.name
+    raise AssertionError(f"object {object_id} is in no pack")

@@ -5,6 +5,7 @@ from datetime import timedelta
 from app.extensions import db
 from app.models import BackupJob
 from app.services.runs import create_run
+from app.timeutil import utcnow
 from tests.api.helpers import assert_error
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
 from workers.housekeeping import RESEND_AFTER_SECONDS, sweep
@@ -66,10 +67,11 @@ def test_run_committed_but_never_sent_is_sent_by_the_sweeper(register, broker):
 def test_every_lost_run_tells_the_control_worker_for_mail(register, broker):
     job = register(**every_minute())
     run = fire_due_jobs(later(job))[0]
-    run.state, run.heartbeat_at, run.trigger = "running", later(job), "retry"  # a lost retry
+    stale = utcnow() - timedelta(seconds=LEASE_SECONDS + 1)
+    run.state, run.heartbeat_at, run.trigger = "running", stale, "retry"  # a lost retry
     db.session.commit()
 
-    sweep(later(job) + timedelta(seconds=LEASE_SECONDS + 1))
+    sweep(later(job))
 
     assert [r.state for r in runs_of(job.id)] == ["failed"]
     assert broker.llen("zdm.control") == 1

@@ -1,14 +1,30 @@
 """What an agent does with a run, in-process: real engine, real files, real database."""
 
+import json
 import os
+import threading
+import time
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+import workers.progress
+import workers.runner
 from app.extensions import db
-from app.models import RecoveryPoint, Run
-from tests.scheduling.conftest import every_minute, later
+from app.models import RecoveryPoint, Restore, Run
+from app.services import dispatch
+from app.timeutil import utcnow
+from tests.engine.helpers import forge_plain_point, write_image
+from tests.scheduling.conftest import _body, every_minute, later, runs_of
+from tests.scheduling.test_mail import inbox  # noqa: F401 (a fixture: a real SMTP server)
+from tests.scheduling.test_sweep import SHORT_LEASE, short_lease  # noqa: F401 (a fixture)
+from workers import engine
 from workers.agent import parse_partitions
-from workers.runner import run_backup
+from workers.engine.repository import Repository
+from workers.housekeeping import sweep
+from workers.mail import notify_run_finished
+from workers.runner import run_backup, run_restore
 from workers.scheduler import fire_due_jobs
 
 
@@ -107,6 +123,33 @@ def test_rotation_keeps_the_newest_points(register, agent_env, broker):
     )
 
 
+def test_rotation_forgets_exactly_the_points_it_removed(register, agent_env, broker):
+    """Another point file in the repository is unreadable: prune cannot collect garbage, but
+    the old point it removed is gone from the database too, and the new one stays."""
+    run = queued_run(register, agent_env, rotation=1)
+    job = run.job
+    run_backup(run.id)
+    broken = agent_env["repository"] / "points" / "20200101T000000Z-0badf0"
+    broken.write_bytes(b"not a point file")
+    db.session.refresh(job)
+    second = fire_due_jobs(later(job))[0]
+
+    assert run_backup(second.id) == "success"
+
+    db.session.expire_all()
+    recorded = [(p.run_id, p.engine_id) for p in db.session.query(RecoveryPoint).all()]
+    on_disk = [p.id for p in engine.list_points(agent_env["repository"], job.engine_job)]
+    assert [engine_id for _, engine_id in recorded] == on_disk
+    assert [run_id for run_id, _ in recorded] == [second.id]
+    log = db.session.get(Run, second.id).log
+    assert "rotation removed 1 old recovery points" in log[-2]
+    assert log[-1].endswith(
+        "rotation: Point file 20200101T000000Z-0badf0 is unreadable, so prune cannot tell "
+        "which packs it needs and deleted no packs (Point file 20200101T000000Z-0badf0 is "
+        "truncated)."
+    )
+
+
 def test_partition_settings_parse_and_refuse_garbage(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "disk.img").write_bytes(b"x" * 4096)
@@ -119,3 +162,152 @@ def test_partition_settings_parse_and_refuse_garbage(tmp_path):
     ]
     with pytest.raises(ValueError, match="name=path"):
         parse_partitions("/dev/sda1")
+
+
+def point_file(agent_env, point: RecoveryPoint):
+    return agent_env["repository"] / "points" / point.engine_id
+
+
+def restore_of(point: RecoveryPoint, target) -> int:
+    restore = Restore(
+        recovery_point=point, server_id=point.server_id, target=str(target), state="queued"
+    )
+    db.session.add(restore)
+    db.session.commit()
+    return restore.id
+
+
+def test_the_point_digest_is_recorded(register, agent_env, broker):
+    run = queued_run(register, agent_env)
+    run_backup(run.id)
+
+    point = db.session.query(RecoveryPoint).one()
+    assert point.digest == point_file(agent_env, point).read_bytes()[-32:].hex()
+
+
+@pytest.mark.parametrize(
+    ("recorded", "refusal"),
+    [
+        (True, "does not match the digest recorded when it was made (replaced or tampered)."),
+        (False, "must be encrypted (its job is), but its file says it is not (replaced or "
+                "tampered)."),
+    ],
+    ids=["digest-recorded", "made-before-digests"],
+)  # fmt: skip
+def test_a_replaced_point_file_is_refused_and_the_target_is_not_written(
+    register, agent_env, broker, monkeypatch, tmp_path, recorded, refusal
+):
+    monkeypatch.setenv("ZDM_MASTER_KEY", engine.generate_master_key())
+    monkeypatch.setenv("ZDM_RESTORE_ROOTS", str(tmp_path))
+    assert run_backup(queued_run(register, agent_env, encryption="aes256").id) == "success"
+    point = db.session.query(RecoveryPoint).one()
+    if not recorded:
+        point.digest = None
+        db.session.commit()
+    attacker = write_image(tmp_path / "attacker.img", 1024 * 1024, seed=13)
+    forge_plain_point(agent_env["repository"], point.engine_id, attacker)
+    target = tmp_path / "restored.img"
+
+    assert run_restore(restore_of(point, target)) == "failed"
+
+    restore = db.session.query(Restore).one()
+    assert restore.error_message == f"Recovery point {point.engine_id} {refusal}"
+    assert not target.exists()
+
+
+def run_while_sweeping(app, run: Run, seconds: float = 60) -> tuple[str, list]:
+    """Run the backup as the agent does, in its own thread, while this thread plays the
+    control worker: it looks at the run's heartbeat and sweeps for lost runs, every 0.2 s.
+    Returns the run's final state and, for each sweep that began while the run was running,
+    how long the sweep took and how old the heartbeat was before it."""
+    run_id, outcome, seen = run.id, [], []  # the thread must not touch this session's objects
+
+    def agent() -> None:
+        with app.app_context():
+            outcome.append(run_backup(run_id))
+
+    worker = threading.Thread(target=agent, name="agent")
+    worker.start()
+    deadline = time.monotonic() + seconds
+    while worker.is_alive() and time.monotonic() < deadline:
+        db.session.expire_all()
+        state, heartbeat = db.session.execute(
+            select(Run.state, Run.heartbeat_at).where(Run.id == run_id)
+        ).one()
+        started = time.monotonic()
+        sweep()
+        if state == "running":
+            seen.append((time.monotonic() - started, (utcnow() - heartbeat).total_seconds()))
+        db.session.commit()
+        time.sleep(0.2)
+    worker.join(timeout=30)
+    assert outcome, "the backup did not finish in time"
+    return outcome[0], seen
+
+
+def mail_for_finished_runs(broker) -> list:
+    """What the control worker does with the messages in its queue: mail about finished runs."""
+    reasons = []
+    while (raw := broker.lpop(dispatch.CONTROL_QUEUE)) is not None:
+        message = json.loads(raw)
+        if message["headers"]["task"] == dispatch.RUN_FINISHED_TASK:
+            reasons.append(notify_run_finished(json.loads(_body(message))[1]["run_id"]))
+    return reasons
+
+
+@pytest.mark.usefixtures("short_lease")
+def test_a_rotation_waiting_for_the_repository_lock_keeps_the_lease(
+    register, agent_env, broker, app, request, monkeypatch
+):
+    mailbox = request.getfixturevalue("inbox")  # a real SMTP server on loopback
+    first = queued_run(register, agent_env, rotation=1, mailEvent="ops@example.com")
+    job = first.job
+    assert run_backup(first.id) == "success"
+    real_prune, waited = engine.prune, []
+
+    def prune_while_another_holds_the_repository(repository, *args, **kwargs):
+        holder = Repository.open(repository).lock()
+        holder.exclusive()  # as a long prune of another job would, for three leases
+        threading.Timer(3 * SHORT_LEASE, lambda: (holder.release(), holder.close())).start()
+        started = time.monotonic()
+        report = real_prune(repository, *args, **kwargs)
+        waited.append(time.monotonic() - started)
+        return report
+
+    monkeypatch.setattr(engine, "prune", prune_while_another_holds_the_repository)
+    db.session.refresh(job)
+    second = fire_due_jobs(later(job))[0]
+
+    state, seen = run_while_sweeping(app, second)
+
+    assert state == "success" and waited[0] > 2 * SHORT_LEASE
+    # all along, the sweeper was never held up and the heartbeat stayed within the lease
+    assert max(took for took, _ in seen) < SHORT_LEASE
+    assert max(age for _, age in seen) < SHORT_LEASE
+    assert len(seen) > 10
+    assert [(r.id, r.state) for r in runs_of(job.id)] == [(first.id, "success"),
+                                                          (second.id, "success")]  # fmt: skip
+    assert [p.run_id for p in db.session.query(RecoveryPoint).all()] == [second.id]
+    assert mail_for_finished_runs(broker) == [None, None]
+    assert mailbox.messages == []
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=-3), timedelta(hours=3)], ids=["behind", "ahead"])
+@pytest.mark.usefixtures("short_lease")
+def test_an_agent_with_a_skewed_clock_is_not_lost_while_it_heartbeats(
+    register, agent_env, broker, app, monkeypatch, tmp_path, skew
+):
+    image = tmp_path / "slow.img"
+    image.write_bytes(os.urandom(512 * 1024) + bytes(512 * 1024))
+    monkeypatch.setenv("ZDM_AGENT_PARTITIONS", f"/dev/sda1={image}")
+    for module in (workers.runner, workers.progress):
+        monkeypatch.setattr(module, "utcnow", lambda: utcnow() + skew, raising=False)
+    run = queued_run(register, agent_env, networkLimit=1)  # 1 Mbit/s: about 4 s, two leases
+    started = time.monotonic()
+
+    state, seen = run_while_sweeping(app, run)
+
+    assert state == "success" and len(seen) > 5
+
+    assert time.monotonic() - started > 2 * SHORT_LEASE
+    assert [r.state for r in runs_of(run.job_id)] == ["success"]

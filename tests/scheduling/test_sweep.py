@@ -1,28 +1,52 @@
-"""The control worker's sweep: lost runs fail and are retried once; unstarted runs are missed."""
+"""The control worker's sweep: lost runs fail and are retried once; unstarted runs are missed.
 
+Leases are judged by the database's clock: a heartbeat is stale when it is older than the lease
+by that clock, whatever the agent's or this process's clock says.
+"""
+
+import time
 from datetime import timedelta
 
+import pytest
+
+import workers.housekeeping
+import workers.progress
 from app.extensions import db
-from app.models import Restore
+from app.models import Restore, Run
+from app.timeutil import utcnow
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
 from workers.housekeeping import WORKER_LOST, sweep
 from workers.progress import LEASE_SECONDS
 from workers.scheduler import fire_due_jobs
 
+SHORT_LEASE = 2.0
 
-def start(run, at):
-    run.state, run.started_at, run.heartbeat_at = "running", at, at
+
+@pytest.fixture
+def short_lease(monkeypatch):
+    """ZDM_RUN_LEASE_SECONDS=2 for the agent's heartbeat and the sweeper, in this process."""
+    monkeypatch.setattr(workers.progress, "LEASE_SECONDS", SHORT_LEASE)
+    monkeypatch.setattr(workers.progress, "HEARTBEAT_SECONDS", SHORT_LEASE / 4)
+    monkeypatch.setattr(workers.housekeeping, "LEASE_SECONDS", SHORT_LEASE)
+    return SHORT_LEASE
+
+
+def stale(seconds: float = LEASE_SECONDS + 1):
+    return utcnow() - timedelta(seconds=seconds)
+
+
+def start(run, heartbeat):
+    run.state, run.started_at, run.heartbeat_at = "running", heartbeat, heartbeat
     db.session.commit()
 
 
 def test_run_without_heartbeat_fails_as_worker_lost_and_is_retried_once(register, broker):
     job = register(**every_minute())
-    now = later(job)
-    run = fire_due_jobs(now)[0]
-    start(run, now)
+    run = fire_due_jobs(later(job))[0]
+    start(run, stale())
     broker.delete("zdm.server.web-server-01")
 
-    result = sweep(now + timedelta(seconds=LEASE_SECONDS + 1))
+    result = sweep(later(job))
 
     first, retry = runs_of(job.id)
     assert (first.state, first.error_message) == ("failed", WORKER_LOST)
@@ -37,35 +61,31 @@ def test_run_without_heartbeat_fails_as_worker_lost_and_is_retried_once(register
 
 def test_a_lost_retry_is_not_retried_again(register, broker):
     job = register(**every_minute())
-    now = later(job)
-    start(fire_due_jobs(now)[0], now)
-    sweep(now + timedelta(seconds=LEASE_SECONDS + 1))
+    start(fire_due_jobs(later(job))[0], stale())
+    sweep(later(job))
     retry = runs_of(job.id)[1]
-    start(retry, now + timedelta(seconds=LEASE_SECONDS + 2))
+    start(retry, stale())
 
-    sweep(now + timedelta(seconds=3 * LEASE_SECONDS))
+    sweep(later(job))
 
     assert [r.state for r in runs_of(job.id)] == ["failed", "failed"]
 
 
 def test_fresh_heartbeat_is_left_alone(register, broker):
     job = register(**every_minute())
-    now = later(job)
-    start(fire_due_jobs(now)[0], now)
+    start(fire_due_jobs(later(job))[0], stale(LEASE_SECONDS - 10))
 
-    sweep(now + timedelta(seconds=LEASE_SECONDS - 1))
+    sweep(later(job) + timedelta(hours=1))  # the sweeper's own clock does not judge leases
 
     assert [r.state for r in runs_of(job.id)] == ["running"]
 
 
 def test_two_sweeps_retry_once(register, broker):
     job = register(**every_minute())
-    now = later(job)
-    start(fire_due_jobs(now)[0], now)
-    after = now + timedelta(seconds=LEASE_SECONDS + 1)
+    start(fire_due_jobs(later(job))[0], stale())
 
-    sweep(after)
-    sweep(after)
+    sweep(later(job))
+    sweep(later(job))
 
     assert [(r.trigger, r.state) for r in runs_of(job.id)] == [
         ("schedule", "failed"),
@@ -91,14 +111,38 @@ def test_lost_restore_fails(register, broker, seed_inventory):
     job = register(**every_minute())
     point = RecoveryPoint(engine_id="p1", job_id=job.id, repository_id=1, server_id=1,
                           partition_name="/dev/sda1", partition_kind="block", engine_job="job-1", mode="full")  # fmt: skip
-    now = later(job)
     restore = Restore(
-        recovery_point=point, server_id=1, target="/tmp/x", state="running", heartbeat_at=now
+        recovery_point=point, server_id=1, target="/tmp/x", state="running", heartbeat_at=stale()
     )
     db.session.add_all([point, restore])
     db.session.commit()
 
-    sweep(now + timedelta(seconds=LEASE_SECONDS + 1))
+    sweep(later(job))
 
     db.session.refresh(restore)
     assert (restore.state, restore.error_message) == ("failed", WORKER_LOST)
+
+
+def test_an_agent_with_its_clock_hours_ahead_that_dies_is_lost_after_the_lease(
+    register, broker, short_lease, monkeypatch
+):
+    """Its heartbeat must not carry its clock: a heartbeat stamped hours ahead would keep a
+    dead agent's run `running` for hours."""
+    import workers.runner
+
+    ahead = utcnow() + timedelta(hours=3)
+    for module in (workers.runner, workers.progress):
+        monkeypatch.setattr(module, "utcnow", lambda: ahead, raising=False)
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    assert workers.runner._claim(Run, run.id)  # the agent starts the run, then dies
+
+    sweep(later(job))
+    assert [r.state for r in runs_of(job.id)] == ["running"]  # within the lease
+    time.sleep(short_lease + 0.5)
+    sweep(later(job))
+
+    assert [(r.state, r.error_message) for r in runs_of(job.id)] == [
+        ("failed", WORKER_LOST),
+        ("queued", None),
+    ]

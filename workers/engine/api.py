@@ -7,14 +7,16 @@ whose message is one sentence; see `workers.engine.errors`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import random
 import re
 import secrets
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,10 +38,9 @@ from workers.engine.objects import ObjectCodec, decode_object
 from workers.engine.points import (
     ENTRY,
     ZERO_ENTRY,
+    PointFile,
     PointWriter,
     RecoveryPoint,
-    check_point_file,
-    iter_table,
     read_meta,
 )
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
@@ -64,6 +65,9 @@ class BackupResult:
     reused_blocks: int
     zero_blocks: int
     duration_seconds: float
+    digest: str  # the point file's checksum (hex): record it, and restore and verify check it
+    sequence: int  # the point's place among the job's points (1, 2, ...)
+    healed_blocks: int = 0  # unchanged blocks stored again because their object was distrusted
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,12 @@ class RestoreResult:
 class VerifyReport:
     points_checked: int = 0
     objects_checked: int = 0
-    read_data: bool = False
-    problems: list[str] = field(default_factory=list)
+    objects_read: int = 0  # of those, decoded fully (the `read_data` share)
+    read_data: float = 0.0  # percent of the distinct objects decoded fully
+    problems: list[str] = field(default_factory=list)  # one sentence each
+    # (point id, object id hex, pack id hex) for every damaged or missing object a point needs
+    damaged: list[tuple[str, str, str]] = field(default_factory=list)
+    unreadable_points: list[str] = field(default_factory=list)  # bad, replaced or tampered files
     unreferenced_packs: int = 0  # garbage left by crashed or canceled runs; prune deletes it
 
     @property
@@ -95,6 +103,8 @@ class PruneReport:
     kept_in_use: list[str] = field(default_factory=list)  # being restored right now
     removed_packs: int = 0
     freed_bytes: int = 0
+    # Why some garbage was left (no exception: the points above are removed all the same)
+    problems: list[str] = field(default_factory=list)
 
 
 def _now() -> datetime:
@@ -130,6 +140,12 @@ def _load_keys_for(repo: Repository, encrypted: bool, master_key) -> RepositoryK
     return repo.load_keys(resolve_master_key(master_key))
 
 
+def _point_order(meta: dict) -> tuple:
+    """Points of a job in the order they were made: by sequence, never by a clock. Points made
+    before sequences existed have none and come first, by their start time."""
+    return (meta.get("sequence", 0), meta["created_at"], meta["id"])
+
+
 def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
     metas = []
     for point_id in repo.point_ids():
@@ -139,28 +155,71 @@ def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
             continue
         if job is None or meta["job"] == job:
             metas.append(meta)
-    metas.sort(key=lambda meta: (meta["created_at"], meta["id"]))
+    metas.sort(key=_point_order)
     return metas
 
 
-def _usable_parent(repo: Repository, job: str, keys, kind: str, compression) -> dict | None:
-    """The job's newest point, if an incremental may build on it: same kind of source, same
-    compression and encryption (a changed option starts over with a full, so a point never mixes
-    plain and encrypted data), and an intact point file."""
-    for meta in reversed(_points_of(repo, job)):
-        if (
-            meta["kind"] != kind
-            or meta["block_size"] != repo.block_size
-            or meta["encrypted"] != (keys is not None)
-            or meta["compression"] != compression
-        ):
-            return None
-        try:
-            check_point_file(repo.point_path(meta["id"]), keys if meta["encrypted"] else None)
-        except (DataCorrupted, OSError):
-            return None
-        return meta
+def _usable_parent(
+    repo: Repository, newest: dict | None, keys, kind: str, compression
+) -> PointFile | None:
+    """The job's newest point, opened and checked, if an incremental may build on it: same kind
+    of source, same compression and encryption (a changed option starts over with a full, so a
+    point never mixes plain and encrypted data), and an intact point file."""
+    if newest is None or (
+        newest["kind"] != kind
+        or newest["block_size"] != repo.block_size
+        or newest["encrypted"] != (keys is not None)
+        or newest["compression"] != compression
+    ):
+        return None
+    try:
+        parent = PointFile(repo.point_path(newest["id"]))
+    except (DataCorrupted, PointNotFound, OSError):
+        return None
+    try:
+        parent.check(keys)
+        if parent.meta == newest:  # not replaced since it was listed
+            return parent
+    except (DataCorrupted, OSError):
+        pass
+    parent.close()
     return None
+
+
+def _new_point_id(repo: Repository, created: datetime) -> str:
+    """`YYYYMMDDTHHMMSSZ-xxxxxx`: well-formed whatever year the clock says, and not the id of
+    any existing point (a clock stepped back may repeat a second)."""
+    stamp = (
+        f"{created.year:04d}{created.month:02d}{created.day:02d}T"
+        f"{created.hour:02d}{created.minute:02d}{created.second:02d}Z-"
+    )
+    while True:
+        point_id = stamp + secrets.token_hex(3)
+        if not repo.point_path(point_id).exists():
+            return point_id
+
+
+def _job_history(repo: Repository, job: str) -> tuple[dict | None, int]:
+    """(the job's newest point, the sequence of the next one), read under the shared lock so
+    that a prune never shows half of its work."""
+    lock = repo.lock()
+    try:
+        with lock.held():
+            points = _points_of(repo, job)
+    finally:
+        lock.close()
+    newest = points[-1] if points else None
+    return newest, 1 + max((meta.get("sequence", 0) for meta in points), default=0)
+
+
+def _distrusted_ids(distrust: Iterable[str]) -> frozenset:
+    try:
+        ids = frozenset(bytes.fromhex(object_id) for object_id in distrust)
+    except (TypeError, ValueError):
+        raise InvalidArgument("Distrusted object ids must be hexadecimal strings.") from None
+    if any(len(object_id) != 32 for object_id in ids):
+        raise InvalidArgument("Distrusted object ids must be 64 hexadecimal characters.")
+    return ids
 
 
 def backup(
@@ -175,8 +234,13 @@ def backup(
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     master_key: str | bytes | None = None,
+    distrust: Iterable[str] = (),
 ) -> BackupResult:
-    """Back up `source` into a new recovery point of `job` and return what was done."""
+    """Back up `source` into a new recovery point of `job` and return what was done.
+
+    `distrust`: ids (hex) of objects known to be damaged or missing (from a verify); an
+    incremental stores such blocks again instead of reusing the parent's copy.
+    """
     started = time.monotonic()
     _check_job(job)
     if mode not in MODES:
@@ -187,6 +251,7 @@ def backup(
         raise InvalidArgument(f"Unknown encryption {encryption!r}; use aes256 or none.")
     if rate_limit_mbps is None or rate_limit_mbps < 0:
         raise InvalidArgument("The rate limit must be zero (unlimited) or a positive number.")
+    distrusted = _distrusted_ids(distrust)
     source = os.fspath(source)
     try:
         source_mode = os.stat(source).st_mode
@@ -211,27 +276,29 @@ def backup(
     codec = ObjectCodec(compression, keys)
     limiter = make_limiter(rate_limit_mbps)
     created = _now()
-    point_id = created.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     cancel = CancelCheck(should_cancel)
 
     with (
         _storage_errors("Writing to the repository"),
         repo.start_operation("backup", limiter) as op,
+        contextlib.ExitStack() as cleanup,
     ):
+        point_id = _new_point_id(repo, created)
+        newest, sequence = _job_history(repo, job)
         parent = (
-            _usable_parent(repo, job, keys, kind, compression) if mode == "incremental" else None
+            _usable_parent(repo, newest, keys, kind, compression) if mode == "incremental" else None
         )
+        if parent is not None:
+            cleanup.callback(parent.close)
         parent_tree = None
         if parent and kind == "directory":
             try:  # reads the parent's first tree object: a damaged tree means a full
-                parent_tree = directories.TreeReader(
-                    repo, repo.point_path(parent["id"]), parent, keys
-                )
+                parent_tree = directories.TreeReader(repo, parent, parent.meta, keys)
             except DataCorrupted:
                 parent = None
         writer = PointWriter(op.dir / "point", keys, limiter)
         try:
-            store = blocks.BlockStore(op, codec, repo.block_size)
+            store = blocks.BlockStore(op, codec, repo.block_size, distrusted)
             if kind == "block":
                 details = _backup_block_source(
                     repo, op, source, store, writer, parent, progress, cancel
@@ -246,7 +313,8 @@ def backup(
                 "job": job,
                 "kind": kind,
                 "mode": "incremental" if parent else "full",
-                "parent": parent["id"] if parent else None,
+                "parent": parent.name if parent else None,
+                "sequence": sequence,
                 "created_at": _iso(created),
                 "finished_at": _iso(_now()),
                 "source": os.path.abspath(source),
@@ -278,13 +346,16 @@ def backup(
         reused_blocks=stats.reused_blocks,
         zero_blocks=stats.zero_blocks,
         duration_seconds=time.monotonic() - started,
+        digest=writer.digest,
+        sequence=sequence,
+        healed_blocks=stats.healed_blocks,
     )
 
 
 def _backup_block_source(repo, op, source, store, writer, parent, progress, cancel) -> dict:
     fd, size = blocks.open_block_source(source)
     try:
-        parent_table = iter_table(repo.point_path(parent["id"])) if parent else None
+        parent_table = parent.table() if parent else None
         blocks.backup_blocks(
             store, fd, size, writer, parent_table, Progress(progress, size), cancel
         )
@@ -338,8 +409,15 @@ def restore(
     should_cancel: Callable[[], bool] | None = None,
     master_key: str | bytes | None = None,
     sync: bool = False,
+    expected_digest: str | None = None,
+    require_encrypted: bool = False,
 ) -> RestoreResult:
     """Write the data of `point_id` to `target` (a file, created or replaced, or a device).
+
+    `expected_digest`: the digest recorded when the point was made (`BackupResult.digest`); a
+    point file that does not match it is refused. `require_encrypted`: refuse a point that is
+    not encrypted (the caller knows the job was). Both guard against a point file replaced by
+    someone with write access to the repository, which the file alone cannot reveal.
 
     A device target is always flushed (fsync) before returning; a file target only with `sync`,
     like borg and restic, which leave that flush to the operating system.
@@ -347,26 +425,41 @@ def restore(
     started = time.monotonic()
     _check_point_id(point_id)
     repo = Repository.open(repo_path)
-    path = repo.point_path(point_id)
-    meta = read_meta(path)
-    keys = _load_keys_for(repo, meta["encrypted"], master_key)
     target = os.path.abspath(os.fspath(target))
-    with _storage_errors("The restore"), repo.start_operation("restore") as op:
+    with (
+        _storage_errors("The restore"),
+        PointFile(repo.point_path(point_id)) as point,
+        repo.start_operation("restore") as op,
+    ):
+        meta = point.meta
+        _check_trusted(point, expected_digest, require_encrypted)
+        keys = _load_keys_for(repo, meta["encrypted"], master_key)
         if not op.mark_restoring(point_id):
             raise PointNotFound(f"Recovery point {point_id} does not exist.")
-        check_point_file(path, keys)
+        point.check(keys)
         size = meta["source_size"]
-        table = iter_table(path)
+        table = point.table()
         run = Progress(progress, size)
         cancel = CancelCheck(should_cancel)
         if meta["kind"] == "directory":
-            _restore_to_directory(repo, meta, keys, path, target, run, cancel)
+            _restore_to_directory(repo, meta, keys, point, target, run, cancel)
         elif _is_block_device(target):
             _restore_to_device(repo, meta, keys, table, target, run, cancel)
         else:
             _restore_to_file(repo, meta, keys, table, target, run, cancel, sync)
         run.finish()
     return RestoreResult(point_id, target, size, time.monotonic() - started)
+
+
+def _check_trusted(point: PointFile, expected_digest: str | None, require_encrypted: bool) -> None:
+    """The point file is the one recorded when it was made (and encrypted if it must be)."""
+    point.check_digest(expected_digest)
+    if require_encrypted and point.meta.get("encrypted") is not True:
+        raise DataCorrupted(
+            f"Recovery point {point.name} must be encrypted (its job is), but its file says "
+            f"it is not (replaced or tampered).",
+            point.name,
+        )
 
 
 def _restore_to_directory(repo, meta, keys, point_path, target, run, cancel) -> None:
@@ -471,15 +564,22 @@ def point_ids(repo_path: str | os.PathLike) -> set[str]:
 def verify(
     repo_path: str | os.PathLike,
     point_id: str | None = None,
-    read_data: bool = False,
+    read_data: bool | float = False,
     master_key: str | bytes | None = None,
+    expected: Mapping[str, str] | None = None,
 ) -> VerifyReport:
-    """Check point files and the objects they need; with `read_data`, decode every object.
+    """Check point files and the objects they need; decode a share of the objects fully.
 
-    Problems are collected (each names the point, or the object and its pack), not raised.
+    `read_data`: True (all) or False (none), or a percent 0-100 of the distinct objects, drawn
+    at random, to read and decode fully; the others get the cheap check (header, id, sizes).
+    `expected`: {point id: digest recorded when it was made}; a point file that does not match
+    is reported (replaced or tampered) and not trusted further.
+
+    Problems are collected, not raised: each sentence names the point, or the object and its
+    pack; `damaged` and `unreadable_points` say the same for programs.
     """
+    percent = _read_data_percent(read_data)
     repo = Repository.open(repo_path)
-    report = VerifyReport(read_data=read_data)
     if point_id is not None:
         _check_point_id(point_id)
         if not repo.point_path(point_id).exists():
@@ -487,94 +587,206 @@ def verify(
         point_ids = [point_id]
     else:
         point_ids = repo.point_ids()
-    keys_cache: list[RepositoryKeys | None] = []
+    checker = _Verifier(repo, master_key, percent, expected or {})
+    with _storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
+        checker.pool = pool
+        for pid in point_ids:
+            checker.check_point(pid)
+        checker.find_every_point_needing_damaged_objects()
+    return checker.report(whole_repository=point_id is None)
 
-    def keys_for(meta) -> RepositoryKeys | None:
+
+def _read_data_percent(read_data: bool | float) -> float:
+    if read_data is True:
+        return 100.0
+    try:
+        percent = float(read_data or 0)
+    except (TypeError, ValueError):
+        percent = -1.0
+    if not 0 <= percent <= 100:
+        raise InvalidArgument("The share of data to read must be a percent from 0 to 100.")
+    return percent
+
+
+class _Verifier:
+    """One verify: each distinct table entry is checked once (by the first point that needs
+    it); when damage is found, a second pass names every point that needs a damaged object."""
+
+    def __init__(self, repo: Repository, master_key, percent: float, expected: Mapping):
+        self.repo = repo
+        self.master_key = master_key
+        self.percent = percent
+        self.expected = expected
+        self.pool: ThreadPoolExecutor | None = None
+        self._keys: list[RepositoryKeys] = []
+        self._random = random.Random()
+        self.seen: set[bytes] = set()
+        self.damaged: dict[bytes, str] = {}  # entry -> what is wrong with its object
+        self.needed_by: dict[bytes, list[str]] = {}
+        self.unreadable: list[tuple[str, str]] = []  # (point id, why)
+        self.readable: list[str] = []
+        self._futures: list = []
+        self.points_checked = self.objects_checked = self.objects_read = 0
+
+    def keys_for(self, meta: dict) -> RepositoryKeys | None:
         if not meta["encrypted"]:
             return None
-        if not keys_cache:
-            master = resolve_master_key(master_key)
+        if not self._keys:
+            master = resolve_master_key(self.master_key)
             if master is None:
                 raise KeyMissing(
                     "Verifying encrypted points needs the master key (set ZDM_MASTER_KEY)."
                 )
-            keys_cache.append(repo.load_keys(master))
-        return keys_cache[0]
+            self._keys.append(self.repo.load_keys(master))
+        return self._keys[0]
 
-    seen: set[bytes] = set()
-    problems_by_point: list[tuple[str, str]] = []
-    with _storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
-        for pid in point_ids:
-            for problem in _verify_point(repo, pid, keys_for, read_data, seen, pool, report):
-                problems_by_point.append((pid, problem))
-    # A point deleted by a concurrent prune while we read it is not a problem of the repository.
-    report.problems = [p for pid, p in problems_by_point if repo.point_path(pid).exists()]
-    if point_id is None:
-        referenced = {entry[32:48] for entry in seen}
-        report.unreferenced_packs = sum(1 for pack in repo.pack_ids() if pack not in referenced)
-    return report
-
-
-def _verify_point(repo, point_id, keys_for, read_data, seen, pool, report) -> list[str]:
-    path = repo.point_path(point_id)
-    try:
-        meta = read_meta(path)
-        keys = keys_for(meta)
-        check_point_file(path, keys)
-    except (DataCorrupted, PointNotFound) as error:
-        return [str(error)]
-    report.points_checked += 1
-    problems = []
-
-    def check(entry: bytes, length: int) -> str | None:
-        oid, pack_id, offset, record_length = ENTRY.unpack(entry)
-        if not read_data:
-            problem = repo.record_is_sound(oid, pack_id, offset, record_length)
-            return problem and f"{problem.rstrip('.')}; needed by point {point_id}."
+    def check_point(self, point_id: str) -> None:
         try:
-            record = repo.read_record(oid, pack_id, offset, record_length)
+            point = PointFile(self.repo.point_path(point_id))
+        except (DataCorrupted, PointNotFound) as error:
+            self.unreadable.append((point_id, str(error)))
+            return
+        with point:
+            try:
+                point.check_digest(self.expected.get(point_id))
+                keys = self.keys_for(point.meta)
+                point.check(keys)
+            except DataCorrupted as error:
+                self.unreadable.append((point_id, str(error)))
+                return
+            self.points_checked += 1
+            self.readable.append(point_id)
+            self._check_objects(point, keys)
+
+    def _check_objects(self, point: PointFile, keys) -> None:
+        meta, point_id = point.meta, point.name
+        if meta["kind"] != "directory":
+            self._check_table(
+                point_id, point.table(), meta["source_size"], meta["block_size"], keys
+            )
+            self._collect()
+            return
+        # The tree is decoded in full whatever the share: its files are listed from it.
+        damaged_before = len(self.damaged)
+        self._check_table(
+            point_id, point.table(), meta["tree_size"], meta["block_size"], keys, decode_all=True
+        )
+        self._collect()
+        if len(self.damaged) > damaged_before:
+            return  # the tree itself is damaged: its files cannot be listed
+        try:
+            for record in directories.TreeReader(self.repo, point, meta, keys):
+                if record["type"] == "file":
+                    entries = directories.file_entries(record)
+                    self._check_table(point_id, entries, record["size"], meta["block_size"], keys)
+        except (DataCorrupted, ValueError) as error:
+            self.unreadable.append(
+                (point_id, f"The file tree of point {point_id} is unreadable ({error}).")
+            )
+        self._collect()
+
+    def _check_table(self, point_id, entries, size, block_size, keys, decode_all=False) -> None:
+        for index, entry in enumerate(entries):
+            if entry == ZERO_ENTRY or entry in self.seen:
+                continue
+            self.seen.add(entry)
+            length = min(block_size, size - index * block_size)
+            decode = (
+                decode_all
+                or self.percent >= 100
+                or (self.percent > 0 and self._random.random() * 100 < self.percent)
+            )
+            future = self.pool.submit(self._check_object, entry, length, keys, decode)
+            self._futures.append((future, entry, point_id, decode))
+            if len(self._futures) >= 64:
+                self._collect()
+
+    def _check_object(self, entry: bytes, length: int, keys, decode: bool) -> str | None:
+        oid, pack_id, offset, record_length = ENTRY.unpack(entry)
+        if not decode:
+            problem = self.repo.record_is_sound(oid, pack_id, offset, record_length)
+            return problem and problem.rstrip(".")
+        try:
+            record = self.repo.read_record(oid, pack_id, offset, record_length)
             decode_object(record, oid, keys, length)
         except DataCorrupted as error:
-            return f"{str(error).rstrip('.')} (pack {pack_id.hex()}); needed by point {point_id}."
+            return f"{str(error).rstrip('.')} (pack {pack_id.hex()})"
+        except KeyMissing:  # a plain point naming encrypted objects: not what was written
+            return f"Object {oid.hex()} is encrypted but its point is not (pack {pack_id.hex()})"
         return None
 
-    futures = []
+    def _collect(self) -> None:
+        for future, entry, point_id, decode in self._futures:
+            problem = future.result()
+            self.objects_checked += 1
+            self.objects_read += decode
+            if problem:
+                self.damaged[entry] = problem
+                self.needed_by[entry] = [point_id]
+        self._futures.clear()
 
-    def check_table(entries, size: int) -> None:
-        nonlocal problems
-        for index, entry in enumerate(entries):
-            if entry == ZERO_ENTRY or entry in seen:
+    def find_every_point_needing_damaged_objects(self) -> None:
+        """Each object was checked for the first point that needs it; name the others too."""
+        if not self.damaged:
+            return
+        for point_id in self.readable:
+            try:
+                with PointFile(self.repo.point_path(point_id)) as point:
+                    for entry in self._entries_of(point):
+                        users = self.needed_by.get(entry)
+                        if users is not None and point_id not in users:
+                            users.append(point_id)
+            except (DataCorrupted, PointNotFound, ValueError):
+                continue  # its own problems are reported already
+
+    def _entries_of(self, point: PointFile):
+        yield from point.table()
+        if point.meta["kind"] == "directory":
+            keys = self.keys_for(point.meta)
+            for record in directories.TreeReader(self.repo, point, point.meta, keys):
+                if record["type"] == "file":
+                    yield from directories.file_entries(record)
+
+    def report(self, whole_repository: bool) -> VerifyReport:
+        # A point deleted by a concurrent prune while we read it is not a problem of the
+        # repository.
+        exists = functools.cache(lambda pid: self.repo.point_path(pid).exists())
+        report = VerifyReport(
+            points_checked=self.points_checked,
+            objects_checked=self.objects_checked,
+            objects_read=self.objects_read,
+            read_data=self.percent,
+        )
+        for point_id, problem in self.unreadable:
+            if exists(point_id):
+                report.problems.append(problem)
+                if point_id not in report.unreadable_points:
+                    report.unreadable_points.append(point_id)
+        order = {point_id: index for index, point_id in enumerate(self.readable)}
+        for entry, problem in self.damaged.items():
+            users = sorted(
+                (point_id for point_id in self.needed_by[entry] if exists(point_id)),
+                key=order.__getitem__,
+            )
+            if not users:
                 continue
-            seen.add(entry)
-            length = min(block_size, size - index * block_size)
-            futures.append(pool.submit(check, entry, length))
-            if len(futures) >= 64:
-                problems += _collect(futures, report)
-
-    block_size = meta["block_size"]
-    if meta["kind"] != "directory":
-        check_table(iter_table(path), meta["source_size"])
-        problems += _collect(futures, report)
-        return problems
-    check_table(iter_table(path), meta["tree_size"])
-    problems += _collect(futures, report)
-    if problems:
-        return problems  # the tree itself is damaged: its files cannot be listed
-    try:
-        for record in directories.TreeReader(repo, path, meta, keys):
-            if record["type"] == "file":
-                check_table(directories.file_entries(record), record["size"])
-    except (DataCorrupted, ValueError) as error:
-        problems.append(f"The file tree of point {point_id} is unreadable ({error}).")
-    problems += _collect(futures, report)
-    return problems
+            report.problems.append(f"{problem}; needed by {_point_list(users)}.")
+            object_id, pack_id = entry[:32].hex(), entry[32:48].hex()
+            report.damaged.extend((point_id, object_id, pack_id) for point_id in users)
+        if whole_repository:
+            referenced = {entry[32:48] for entry in self.seen}
+            report.unreferenced_packs = sum(
+                1 for pack in self.repo.pack_ids() if pack not in referenced
+            )
+        return report
 
 
-def _collect(futures: list, report: VerifyReport) -> list[str]:
-    found = [problem for problem in (future.result() for future in futures) if problem]
-    report.objects_checked += len(futures)
-    futures.clear()
-    return found
+def _point_list(point_ids: list[str]) -> str:
+    if len(point_ids) == 1:
+        return f"point {point_ids[0]}"
+    shown = ", ".join(point_ids[:3])
+    more = len(point_ids) - 3
+    return f"points {shown} and {more} more" if more > 0 else f"points {shown}"
 
 
 def prune(
@@ -583,7 +795,9 @@ def prune(
     """Keep the `keep` newest points of `job`; delete the rest and every unneeded object.
 
     Runs under the exclusive repository lock; running backups keep their objects alive through
-    their claim journals (see docs/repository-format.md, "Garbage collection").
+    their claim journals (see docs/repository-format.md, "Garbage collection"). Once it has
+    started deleting, it always returns its report: `removed_points` are exactly the point
+    files it deleted, and `problems` says why garbage was left, if any was.
     """
     _check_job(job)
     if keep < 0:
@@ -595,7 +809,11 @@ def prune(
         lock.exclusive(lock_timeout)
         try:
             with _storage_errors("Pruning the repository"):
-                _collect_garbage(repo, job, keep, report)
+                repo.clean_leftovers()
+                live_operations = repo.live_operations()
+                points = _points_of(repo, job)
+            _remove_points(repo, points, keep, live_operations, report)
+            _collect_packs(repo, live_operations, report)
         finally:
             lock.release()
     finally:
@@ -603,37 +821,78 @@ def prune(
     return report
 
 
-def _collect_garbage(repo: Repository, job: str, keep: int, report: PruneReport) -> None:
-    repo.clean_leftovers()
-    live_operations = repo.live_operations()
+def _remove_points(repo: Repository, points: list[dict], keep: int, live_operations, report):
     restoring = set()
     for directory in live_operations:
         with contextlib.suppress(FileNotFoundError):
             restoring.add((directory / "restoring").read_text().strip())
-    points = _points_of(repo, job)
     keep_ids = {meta["id"] for meta in points[max(0, len(points) - keep) :]} if keep else set()
     for meta in points:
-        if meta["id"] in keep_ids:
-            report.kept.append(meta["id"])
-        elif meta["id"] in restoring:
-            report.kept_in_use.append(meta["id"])
+        point_id = meta["id"]
+        if point_id in keep_ids:
+            report.kept.append(point_id)
+        elif point_id in restoring:
+            report.kept_in_use.append(point_id)
         else:
-            os.unlink(repo.point_path(meta["id"]))
-            report.removed_points.append(meta["id"])
-    fsync_dir(repo.points_dir)
+            try:
+                os.unlink(repo.point_path(point_id))
+            except FileNotFoundError:
+                continue  # someone else removed it meanwhile
+            except OSError as error:
+                report.problems.append(
+                    f"Point {point_id} could not be removed ({error.strerror}); it is kept."
+                )
+                report.kept.append(point_id)
+                continue
+            report.removed_points.append(point_id)
+    if report.removed_points:
+        try:
+            fsync_dir(repo.points_dir)
+        except OSError as error:
+            report.problems.append(f"Syncing the points directory failed ({error.strerror}).")
 
+
+def _collect_packs(repo: Repository, live_operations, report: PruneReport) -> None:
+    """Delete every pack no remaining point and no live operation needs; when a remaining
+    point file cannot be read, delete none (what it needs is unknown) and say so."""
+    try:
+        live = _live_packs(repo, live_operations)
+    except DataCorrupted as error:
+        report.problems.append(str(error))
+        return
+    except OSError as error:
+        report.problems.append(
+            f"Prune could not list the packs still needed ({error.strerror}) and deleted none."
+        )
+        return
+    try:
+        for pack_id in list(repo.pack_ids()):
+            if pack_id in live:
+                continue
+            path = repo.pack_path(pack_id)
+            with contextlib.suppress(FileNotFoundError):
+                size = path.stat().st_size
+                path.unlink()
+                report.removed_packs += 1
+                report.freed_bytes += size
+    except OSError as error:
+        report.problems.append(f"Deleting unneeded packs stopped early ({error.strerror}).")
+
+
+def _live_packs(repo: Repository, live_operations) -> set[bytes]:
     live: set[bytes] = set()
     for point_id in repo.point_ids():
         try:
-            live.update(entry[32:48] for entry in iter_table(repo.point_path(point_id)))
-            # a directory point also needs the packs of its files' blocks, listed in its metadata
-            live.update(
-                bytes.fromhex(p) for p in read_meta(repo.point_path(point_id)).get("packs", ())
-            )
-        except (DataCorrupted, PointNotFound) as error:
+            with PointFile(repo.point_path(point_id)) as point:
+                live.update(entry[32:48] for entry in point.table())
+                # a directory point also needs the packs of its files' blocks, in its metadata
+                live.update(bytes.fromhex(p) for p in point.meta.get("packs", ()))
+        except PointNotFound:
+            continue
+        except (DataCorrupted, ValueError) as error:
             raise DataCorrupted(
                 f"Point file {point_id} is unreadable, so prune cannot tell which packs it "
-                f"needs and deleted no data ({error}).",
+                f"needs and deleted no packs ({str(error).rstrip('.')}).",
                 point_id,
             ) from None
     for directory in live_operations:
@@ -643,15 +902,7 @@ def _collect_garbage(repo: Repository, job: str, keep: int, report: PruneReport)
                 journal[start : start + PACK_ID_SIZE]
                 for start in range(0, len(journal), PACK_ID_SIZE)
             )
-    for pack_id in list(repo.pack_ids()):
-        if pack_id in live:
-            continue
-        path = repo.pack_path(pack_id)
-        with contextlib.suppress(FileNotFoundError):
-            size = path.stat().st_size
-            path.unlink()
-            report.removed_packs += 1
-            report.freed_bytes += size
+    return live
 
 
 __all__ = [

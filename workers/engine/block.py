@@ -48,6 +48,7 @@ class BlockStats:
     stored_size: int = 0  # bytes of new object files
     reused_blocks: int = 0
     zero_blocks: int = 0
+    healed_blocks: int = 0  # unchanged blocks stored again because their object is distrusted
 
 
 def open_block_source(path: str) -> tuple[int, int]:
@@ -69,38 +70,46 @@ def open_block_source(path: str) -> tuple[int, int]:
 class BlockStore:
     """Turns blocks into table entries: zero blocks, reused parent blocks, or new objects.
 
-    `process` runs in the worker threads; `count` in the consuming thread.
+    `process` runs in the worker threads; `count` in the consuming thread. Objects named in
+    `distrust` (found damaged or missing by a verify) are never reused from the parent: such a
+    block is stored again, which heals the job's next points.
     """
 
-    def __init__(self, op, codec: ObjectCodec, block_size: int):
+    def __init__(self, op, codec: ObjectCodec, block_size: int, distrust: frozenset = frozenset()):
         self.op = op
         self.codec = codec
         self.block_size = block_size
+        self.distrust = distrust
         self._zero = bytes(block_size)
         self.stats = BlockStats()
 
-    def process(self, block: bytes, parent_entry: bytes | None = None) -> tuple[bytes, int]:
+    def distrusts_any(self, entries) -> bool:
+        return bool(self.distrust) and any(entry[:32] in self.distrust for entry in entries)
+
+    def process(self, block: bytes, parent_entry: bytes | None = None) -> tuple[bytes, int, bool]:
+        """(table entry, bytes of the new record or 0, whether a distrusted object was healed)."""
         if block == (self._zero if len(block) == self.block_size else bytes(len(block))):
-            return ZERO_ENTRY, 0
+            return ZERO_ENTRY, 0, False
         oid = self.codec.object_id(block)
-        # Unchanged since the parent: point at the parent's copy, once the pack holding it is
-        # claimed (a concurrent prune may be deleting the parent; then we store it again).
-        if (
-            parent_entry is not None
-            and parent_entry[:32] == oid
-            and self.op.claim_pack(parent_entry[32:48])
-        ):
-            return parent_entry, 0
+        healed = False
+        if parent_entry is not None and parent_entry[:32] == oid:
+            # Unchanged since the parent: point at the parent's copy, once the pack holding it
+            # is claimed (a concurrent prune may be deleting the parent; then we store it again).
+            if oid in self.distrust:
+                healed = True
+            elif self.op.claim_pack(parent_entry[32:48]):
+                return parent_entry, 0, False
         record = self.codec.encode(oid, block)
         pack_id, offset = self.op.store(record)
-        return ENTRY.pack(oid, pack_id, offset, len(record)), len(record)
+        return ENTRY.pack(oid, pack_id, offset, len(record)), len(record), healed
 
-    def count(self, entry: bytes, written: int) -> bytes:
+    def count(self, entry: bytes, written: int, healed: bool = False) -> bytes:
         if entry == ZERO_ENTRY:
             self.stats.zero_blocks += 1
         elif written:
             self.stats.objects_written += 1
             self.stats.stored_size += written
+            self.stats.healed_blocks += healed
         else:
             self.stats.reused_blocks += 1
         return entry

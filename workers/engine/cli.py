@@ -83,19 +83,30 @@ def cli() -> None:
     help="Megabits per second written to the repository; 0 = unlimited.",
 )
 @click.option("--exclude-dir", "exclude_dirs", multiple=True, help="Directory sources only.")
-def backup(repo, job, source, mode, compression, encryption, rate_limit_mbps, exclude_dirs):
-    """Create a recovery point; prints its id as the last line."""
+@click.option(
+    "--distrust",
+    multiple=True,
+    metavar="OBJECT_ID",
+    help="Object id (hex) found damaged by verify: store its block again instead of reusing it.",
+)
+def backup(
+    repo, job, source, mode, compression, encryption, rate_limit_mbps, exclude_dirs, distrust
+):
+    """Create a recovery point; prints its digest, then its id as the last line."""
     with _progress_bar("backup") as bar:
         result = api.backup(
             repo, job, source, mode, compression=compression, encryption=encryption,
             rate_limit_mbps=rate_limit_mbps, exclude_dirs=exclude_dirs, progress=bar,
+            distrust=distrust,
         )  # fmt: skip
     rate = result.bytes_read / max(result.duration_seconds, 1e-9)
+    healed = f", {result.healed_blocks} distrusted blocks stored again" if distrust else ""
     click.echo(
         f"{result.mode} backup of {_human(result.source_size)} in {result.duration_seconds:.1f} s "
         f"({_human(rate)}/s): {_human(result.stored_size)} new data, "
-        f"{result.zero_blocks} zero blocks, {result.reused_blocks} blocks already stored"
+        f"{result.zero_blocks} zero blocks, {result.reused_blocks} blocks already stored{healed}"
     )
+    click.echo(f"digest {result.digest}")
     click.echo(result.point_id)
 
 
@@ -106,10 +117,20 @@ def backup(repo, job, source, mode, compression, encryption, rate_limit_mbps, ex
     "--target", required=True, type=click.Path(), help="File (created/replaced) or device."
 )
 @click.option("--sync", is_flag=True, help="Flush a file target to disk before exiting.")
-def restore(repo, point_id, target, sync):
+@click.option(
+    "--digest",
+    "expected_digest",
+    metavar="HEX",
+    help="The digest printed when the point was made: refuse a point file that differs.",
+)
+@click.option("--require-encrypted", is_flag=True, help="Refuse the point unless it is encrypted.")
+def restore(repo, point_id, target, sync, expected_digest, require_encrypted):
     """Write a recovery point's data to a file or device."""
     with _progress_bar("restore") as bar:
-        result = api.restore(repo, point_id, target, progress=bar, sync=sync)
+        result = api.restore(
+            repo, point_id, target, progress=bar, sync=sync, expected_digest=expected_digest,
+            require_encrypted=require_encrypted,
+        )  # fmt: skip
     click.echo(
         f"restored point {result.point_id} to {result.target} "
         f"({_human(result.bytes_restored)} in {result.duration_seconds:.1f} s)"
@@ -140,18 +161,45 @@ def list_command(repo, job, as_json):
         )
 
 
+def _digests(_context, _parameter, values) -> dict[str, str]:
+    expected = {}
+    for value in values:
+        point_id, sep, digest = value.partition("=")
+        if not sep or not point_id or len(digest) != 64:
+            raise click.BadParameter(f"{value!r} is not POINT=DIGEST (64 hex characters)")
+        expected[point_id] = digest
+    return expected
+
+
 @cli.command()
 @click.option("--repo", required=True, type=click.Path())
 @click.option("--point", "point_id", default=None, help="Only this point (default: all).")
-@click.option("--read-data", is_flag=True, help="Read and decode every object, not just check it.")
-def verify(repo, point_id, read_data):
+@click.option(
+    "--read-data",
+    type=click.FloatRange(0, 100),
+    is_flag=False,
+    flag_value=100.0,
+    default=0.0,
+    metavar="[PERCENT]",
+    help="Read and decode every object (or PERCENT of them, at random), not just check it.",
+)
+@click.option(
+    "--digest",
+    "expected",
+    multiple=True,
+    metavar="POINT=HEX",
+    callback=_digests,
+    help="The digest recorded when POINT was made: report a point file that differs.",
+)
+def verify(repo, point_id, read_data, expected):
     """Check that points and the objects they need are present and intact."""
-    report = api.verify(repo, point_id, read_data=read_data)
+    report = api.verify(repo, point_id, read_data=read_data, expected=expected)
     for problem in report.problems:
         click.echo(problem)
+    share = "" if not read_data else f" ({report.objects_read} read in full)"
     click.echo(
         f"checked {report.points_checked} points and {report.objects_checked} objects"
-        f"{' (data read)' if read_data else ''}: {len(report.problems)} problems, "
+        f"{share}: {len(report.problems)} problems, "
         f"{report.unreferenced_packs} unreferenced packs (prune removes them)"
     )
     if not report.ok:
@@ -169,10 +217,16 @@ def prune(repo, job, keep):
         click.echo(f"removed point {point_id}")
     for point_id in report.kept_in_use:
         click.echo(f"kept point {point_id}: it is being restored")
+    for problem in report.problems:
+        click.echo(problem)
     click.echo(
         f"kept {len(report.kept)} points; removed {len(report.removed_points)} points and "
         f"{report.removed_packs} packs ({_human(report.freed_bytes)})"
     )
+    if report.problems:
+        raise EngineError(
+            "Prune removed the points listed but left garbage it could not judge (see above)."
+        )
 
 
 @cli.command(name="generate-key")

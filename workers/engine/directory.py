@@ -145,7 +145,8 @@ def _unchanged(record: dict, parent: dict | None) -> bool:
 
 
 class TreeReader:
-    """Streams the records of a directory point's tree (bounded memory)."""
+    """Streams the records of a directory point's tree (bounded memory); `point_path` is the
+    point file's path or, better, the `PointFile` already opened and checked."""
 
     def __init__(self, repo, point_path, meta, keys):
         self._records = self._read(repo, point_path, meta, keys)
@@ -241,7 +242,11 @@ def backup_directory(
                 else:
                     stats.files += 1
                     stats.total_size += record["size"]
-                    if _unchanged(record, previous) and _claim_all(op, previous):
+                    if (
+                        _unchanged(record, previous)
+                        and not store.distrusts_any(file_entries(previous))
+                        and _claim_all(op, previous)
+                    ):
                         record["blocks"] = previous["blocks"]
                         stats.unchanged_files += 1
                         stats.packs.update(e[32:48] for e in file_entries(previous) if any(e))

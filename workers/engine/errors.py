@@ -32,6 +32,10 @@ class PointNotFound(EngineError):
     """No recovery point with the requested id exists."""
 
 
+class PointExists(EngineError):
+    """A new point's id is taken already (two backups chose the same id): nothing published."""
+
+
 class DataCorrupted(EngineError):
     """Stored data is damaged; `name` says which object or point file."""
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from workers.engine import locking
-from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing
+from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing, PointExists
 from workers.engine.keys import RepositoryKeys, unwrap_keys, wrap_keys
 from workers.engine.objects import RECORD_PREFIX, parse_prefix
 
@@ -529,12 +529,20 @@ class Operation:
             return self.repo.point_path(point_id).exists()
 
     def publish_point(self, tmp_point: Path, point_id: str) -> None:
-        """Make a finished point visible: packs durable first, then one rename."""
+        """Make a finished point visible: packs durable first, then one link. A link (unlike a
+        rename) never replaces an existing point that happens to have the same id."""
         self.flusher.close()
         self.repo.sync()
         with self._mutex, self._lock.held():
-            os.rename(tmp_point, self.repo.point_path(point_id))
+            try:
+                os.link(tmp_point, self.repo.point_path(point_id))
+            except FileExistsError:
+                raise PointExists(
+                    f"A recovery point named {point_id} appeared while this backup ran; "
+                    f"nothing was published (run the backup again)."
+                ) from None
             fsync_dir(self.repo.points_dir)
+        os.unlink(tmp_point)
 
     def close(self) -> None:
         if self.closed:
