@@ -205,6 +205,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "No agent (server) uses repository {ref}, so nobody can verify it.",
     ),
     "repository_updated": ("저장소 설정이 변경되었습니다", "The repository was updated."),
+    "point_missing": (
+        "복구 지점 {ref}의 파일이 저장소에 없어 복원할 수 없습니다",
+        "Recovery point {ref} is missing from its repository and cannot be restored.",
+    ),
     # access: login throttling, disabled users and revoked tokens
     "too_many_login_attempts": (
         "로그인 실패가 너무 많습니다. {seconds}초 후에 다시 시도하세요",

@@ -18,7 +18,6 @@ from app.services.verification import (
     record_findings,
 )
 from workers import engine
-from workers.runner import master_key
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def run_verification(verification_id: int) -> str:
         report = engine.verify(
             repository.path,
             read_data=float(verification.read_data),
-            master_key=master_key(),
+            # the master key of this agent (ZDM_MASTER_KEY), for encrypted points
             expected=recorded_digests(repository.id),
         )
     except engine.EngineError as error:

@@ -12,6 +12,7 @@ from app.schemas.common import (
     Name,
     RepositoryPath,
     StrictSchema,
+    UserRefSchema,
 )
 
 Ref = fields.String  # an id or a name, as the seed writes `center` and `server`
@@ -126,11 +127,6 @@ class VerifyRequestSchema(StrictSchema):
             "description": "percent of the objects to read and decode fully (0: structure only)"
         },
     )
-
-
-class UserRefSchema(StrictSchema):
-    id = fields.Integer()
-    email = fields.String()
 
 
 class VerificationSchema(StrictSchema):

@@ -3,8 +3,8 @@
 from marshmallow import fields, validate
 
 from app.models import RUN_STATES, RUN_TRIGGERS
-from app.schemas.backups import BackupJobSchema, UserRefSchema
-from app.schemas.common import AbsolutePath, Id, PageArgsSchema, StrictSchema
+from app.schemas.backups import BackupJobSchema
+from app.schemas.common import AbsolutePath, Id, PageArgsSchema, StrictSchema, UserRefSchema
 
 
 class _JobRef(StrictSchema):
@@ -77,6 +77,12 @@ class RecoveryPointSchema(StrictSchema):
     storedSize = fields.Integer()
     compression = fields.String(allow_none=True)
     encrypted = fields.Boolean()
+    state = fields.String(
+        metadata={"description": "available | missing (its file is gone; not restorable)"}
+    )
+    damaged = fields.Boolean(
+        metadata={"description": "a verification found an object it needs damaged or missing"}
+    )
 
 
 class ListedRecoveryPointSchema(RecoveryPointSchema):

@@ -175,6 +175,8 @@ def run_now(job: BackupJob, requested_by: User) -> Run:
 def request_restore(
     point: RecoveryPoint, server, target: str, *, requested_by: User | None = None
 ) -> Restore:
+    if point.state == "missing":  # reconciliation found its file gone
+        raise ApiError(409, "point_missing", ref=point.id)
     restore = Restore(
         recovery_point=point,
         server=server,
@@ -279,6 +281,8 @@ def recovery_point_view(point: RecoveryPoint) -> dict:
         "storedSize": point.stored_size,
         "compression": point.compression,
         "encrypted": point.encrypted,
+        "state": point.state,
+        "damaged": point.damaged,
     }
 
 
