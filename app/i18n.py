@@ -191,6 +191,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "excludeDir는 디렉터리 파티션에만 쓸 수 있습니다 ('{partition}'은(는) 블록 파티션입니다)",
         "excludeDir applies to directory partitions only; '{partition}' is a block partition.",
     ),
+    # verification (SPEC "Trust")
+    "verification_queued": (
+        "저장소 검증이 에이전트에 요청되었습니다",
+        "The verification was sent to an agent that uses the repository.",
+    ),
+    "verification_not_found": (
+        "검증 {ref}을(를) 찾을 수 없습니다",
+        "Verification {ref} does not exist.",
+    ),
+    "no_agent_for_repository": (
+        "저장소 {ref}을(를) 사용하는 에이전트(서버)가 없어 검증할 수 없습니다",
+        "No agent (server) uses repository {ref}, so nobody can verify it.",
+    ),
+    "repository_updated": ("저장소 설정이 변경되었습니다", "The repository was updated."),
+    "point_missing": (
+        "복구 지점 {ref}의 파일이 저장소에 없어 복원할 수 없습니다",
+        "Recovery point {ref} is missing from its repository and cannot be restored.",
+    ),
     # access: login throttling, disabled users and revoked tokens
     "too_many_login_attempts": (
         "로그인 실패가 너무 많습니다. {seconds}초 후에 다시 시도하세요",

@@ -178,6 +178,12 @@ def _agent_started(sender=None, **_kwargs):
     with flask_app.app_context():
         server = register_agent(settings)
         log.info("agent for %s serving %s", server.name, [p.name for p in settings.partitions])
+        from workers.verification import reconcile_server
+
+        try:  # the database agrees with the repositories before the first run
+            reconcile_server(server.id)
+        except Exception:
+            log.exception("reconciling the repositories of %s failed", server.name)
         _heartbeat = Heartbeat(settings.server)
         _heartbeat.start()
 

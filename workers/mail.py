@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Run
+from app.models import BackupJob, RecoveryPoint, Run, Verification
 from app.timeutil import iso_utc
 
 
@@ -82,3 +82,51 @@ def notify_run_finished(run_id: int) -> str | None:
         return None
     send_mail(compose(run, reason, current_app.config["ZDM_MAIL_FROM"]), url)
     return reason
+
+
+def compose_damage(job: BackupJob, points: list[RecoveryPoint], verification, sender: str):
+    message = EmailMessage()
+    message["Subject"] = (
+        f"[ZDM] backup {job.name} ({job.partition.name} on {job.server.name}): "
+        f"{len(points)} recovery points DAMAGED"
+    )
+    message["From"] = sender
+    message["To"] = ", ".join(a.strip() for a in job.mail_event.split(","))
+    lines = [
+        f"Job: {job.name} (id {job.id})",
+        f"Repository: {verification.repository.path} (id {verification.repository_id})",
+        f"Verification: {verification.id}, finished {iso_utc(verification.finished_at)}",
+        "Damaged recovery points (not restorable as they are): "
+        + ", ".join(f"{p.id} ({iso_utc(p.created_at)})" for p in points),
+        "The next run of an incremental job stores the damaged blocks again.",
+        "",
+        *verification.problems[:20],
+    ]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def notify_verification_finished(verification_id: int) -> list[str]:
+    """One mail per affected job with a `mailEvent`; returns the addresses mailed."""
+    verification = db.session.get(Verification, verification_id)
+    url = current_app.config["ZDM_SMTP_URL"]
+    if verification is None or not verification.damaged_points or not url:
+        return []
+    points = db.session.scalars(
+        select(RecoveryPoint)
+        .where(RecoveryPoint.id.in_(verification.damaged_points))
+        .order_by(RecoveryPoint.id)
+    ).all()
+    by_job: dict[int, list[RecoveryPoint]] = {}
+    for point in points:
+        if point.job_id is not None:
+            by_job.setdefault(point.job_id, []).append(point)
+    sent = []
+    for job_id, job_points in by_job.items():
+        job = db.session.get(BackupJob, job_id)
+        if job is None or not job.mail_event:
+            continue
+        message = compose_damage(job, job_points, verification, current_app.config["ZDM_MAIL_FROM"])
+        send_mail(message, url)
+        sent.append(message["To"])
+    return sent

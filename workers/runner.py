@@ -15,10 +15,12 @@ from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch, restore_policy
 from app.services.runs import change_state, finish_run, refresh_job_status
+from app.services.verification import distrusted_objects
 from app.timeutil import iso_utc, utcnow
 from workers import engine
 from workers.agent import agent_settings
 from workers.progress import ProgressMonitor
+from workers.verification import reconcile_repository
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
                 progress=monitor.progress,
                 should_cancel=monitor.should_cancel,
                 master_key=master_key(),
+                # objects a verification found damaged: stored again, never reused
+                distrust=distrusted_objects(job.repository_id),
             ),
             canceled="canceled by stop; no recovery point was written",
             label=f"backup of run {run.id}",
@@ -140,6 +144,8 @@ def _record_point(run: Run, job, result) -> None:
     _note(
         run, f"recovery point {result.point_id} ({result.mode}, {result.stored_size} bytes stored)"
     )
+    if result.healed_blocks:
+        _note(run, f"{result.healed_blocks} damaged blocks stored again instead of reused")
     db.session.commit()
 
 
@@ -160,6 +166,7 @@ def _apply_rotation(run: Run, job) -> None:
     for problem in report.problems:
         _note(run, f"rotation: {problem}")
     db.session.commit()
+    reconcile_repository(job.repository)  # the database agrees with what prune left
 
 
 def _forget_points(repository_id: int, engine_job: str, point_ids: list[str]) -> None:

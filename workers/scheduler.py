@@ -38,6 +38,7 @@ from app.services.runs import (
     unfinished_run,
 )
 from app.services.schedule import next_fire_time
+from app.services.verification import fire_due_verifications
 from app.timeutil import iso_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class ZdmScheduler(Scheduler):
         with self.flask_app.app_context():
             try:
                 fire_due_jobs()
+                fire_due_verifications(utcnow())
             except Exception:  # the database may be down: log, and try again next tick
                 log.exception("reading due jobs failed")
                 db.session.rollback()

@@ -29,6 +29,22 @@ def purge(repository: str, engine_job: str, job_name: str | None = None) -> int:
     return purge_job_points(repository, engine_job)
 
 
+@celery_app.task(name="zdm.repository.verify")
+def verify_repository(verification_id: int, repository_id: int | None = None) -> str:
+    """Verify a repository on an agent that uses it (repository id for Flower's list)."""
+    from workers.verification import run_verification
+
+    return run_verification(verification_id)
+
+
+@celery_app.task(name="zdm.control.verification_finished")
+def verification_finished(verification_id: int) -> list[str]:
+    """Mail the jobs whose recovery points a verification found damaged."""
+    from workers.mail import notify_verification_finished
+
+    return notify_verification_finished(verification_id)
+
+
 @celery_app.task(name="zdm.control.run_finished")
 def run_finished(run_id: int) -> str | None:
     """Mail, when the run failed or succeeded after a failure."""

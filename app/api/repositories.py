@@ -1,21 +1,29 @@
 """Repositories: where recovery points are stored."""
 
+from flask import g
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
 from app.auth import secured
 from app.extensions import db
-from app.http import ok
-from app.models import Repository
-from app.schemas.common import PageArgsSchema, envelope, list_of
-from app.schemas.inventory import RepositoryCreateSchema, RepositorySchema
-from app.services import inventory, lookup
+from app.http import ApiError, ok
+from app.models import Repository, Verification
+from app.schemas.common import ErrorEnvelopeSchema, PageArgsSchema, envelope, list_of
+from app.schemas.inventory import (
+    RepositoryCreateSchema,
+    RepositorySchema,
+    RepositoryUpdateSchema,
+    VerificationSchema,
+    VerifyRequestSchema,
+)
+from app.services import inventory, lookup, verification
 from app.services.pagination import paginate
 
 blp = Blueprint(
     "repositories", __name__, url_prefix="/api/v1/repositories", description="Backup repositories"
 )
 RepositoryEnvelope = envelope(RepositorySchema, "RepositoryEnvelope")
+VerificationEnvelope = envelope(VerificationSchema, "VerificationEnvelope")
 
 
 @blp.route("")
@@ -50,6 +58,20 @@ class RepositoryById(MethodView):
         return ok(inventory.repository_view(lookup.find_repository(ref)))
 
     @secured(blp, "admin")
+    @blp.arguments(RepositoryUpdateSchema)
+    @blp.response(200, RepositoryEnvelope)
+    def put(self, changes, ref):
+        """Change the repository's verify schedule (`verifySchedule: null` stops it)"""
+        repository = lookup.find_repository(ref)
+        verification.set_verify_schedule(
+            repository,
+            changes.get("verifySchedule", repository.verify_schedule),
+            changes.get("verifyReadData", repository.verify_read_data),
+        )
+        db.session.commit()
+        return ok(inventory.repository_view(repository), "repository_updated")
+
+    @secured(blp, "admin")
     @blp.response(200, RepositoryEnvelope)
     def delete(self, ref):
         """Delete a repository that no backup job uses"""
@@ -57,3 +79,57 @@ class RepositoryById(MethodView):
         view = inventory.repository_view(repository)
         inventory.delete_repository(repository)
         return ok(view, "deleted")
+
+
+@blp.route("/<ref>/verify")
+class VerifyRepository(MethodView):
+    @secured(blp, "operator")
+    @blp.arguments(VerifyRequestSchema)
+    @blp.response(202, VerificationEnvelope)
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="No agent uses the repository")
+    @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="Broker unavailable")
+    def post(self, data, ref):
+        """Verify the repository now, on an agent that uses it"""
+        repository = lookup.find_repository(ref)
+        started = verification.request_verification(
+            repository, data["readData"], "manual", requested_by=g.user
+        )
+        return ok(verification.verification_view(started), "verification_queued", 202)
+
+
+@blp.route("/<ref>/verifications")
+class RepositoryVerifications(MethodView):
+    @secured(blp, "viewer")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(
+        200, envelope(list_of(VerificationSchema, "VerificationList"), "VerificationListEnvelope")
+    )
+    def get(self, args, ref):
+        """The repository's verifications, newest first"""
+        repository = lookup.find_repository(ref)
+        query = (
+            db.select(Verification)
+            .where(Verification.repository_id == repository.id)
+            .order_by(Verification.id.desc())
+        )
+        items, pagination = paginate(query, args["page"], args["limit"])
+        return ok(
+            {
+                "items": [verification.verification_view(v) for v in items],
+                "pagination": pagination,
+            }
+        )
+
+
+@blp.route("/<ref>/verifications/<int(max=2147483647):verification_id>")
+class RepositoryVerification(MethodView):
+    @secured(blp, "viewer")
+    @blp.response(200, VerificationEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such verification")
+    def get(self, ref, verification_id):
+        """One verification: state, what it checked, what it found"""
+        repository = lookup.find_repository(ref)
+        found = db.session.get(Verification, verification_id)
+        if found is None or found.repository_id != repository.id:
+            raise ApiError(404, "verification_not_found", ref=verification_id)
+        return ok(verification.verification_view(found))

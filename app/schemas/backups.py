@@ -14,6 +14,7 @@ from app.schemas.common import (
     NonEmptySchema,
     PageArgsSchema,
     StrictSchema,
+    UserRefSchema,
 )
 from app.services.schedule import ScheduleError, parse_schedule
 
@@ -216,11 +217,6 @@ class _OptionsSchema(StrictSchema):
     networkLimit = fields.Integer()
     description = fields.String(allow_none=True)
     user = fields.Nested(_Ref)
-
-
-class UserRefSchema(StrictSchema):
-    id = fields.Integer()
-    email = fields.String()
 
 
 class BackupJobSchema(StrictSchema):

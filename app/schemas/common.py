@@ -186,3 +186,10 @@ def list_of(item_schema: type[Schema], name: str) -> type[Schema]:
         },
         name=name,
     )
+
+
+class UserRefSchema(StrictSchema):
+    """Who did something: a user's id and e-mail."""
+
+    id = fields.Integer()
+    email = fields.String()

@@ -1,7 +1,9 @@
 """Centers, servers with their partitions, repositories, users and tokens."""
 
-from marshmallow import fields, validate
+from flask import current_app
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from app.i18n import t
 from app.models import PARTITION_KINDS, ROLES
 from app.schemas.common import (
     MAX_BIGINT,
@@ -10,6 +12,7 @@ from app.schemas.common import (
     Name,
     RepositoryPath,
     StrictSchema,
+    UserRefSchema,
 )
 
 Ref = fields.String  # an id or a name, as the seed writes `center` and `server`
@@ -64,10 +67,45 @@ class PartitionListSchema(StrictSchema):
     partitions = fields.List(fields.Nested(PartitionSchema))
 
 
-class RepositoryCreateSchema(StrictSchema):
+def check_verify_schedule(expression: str | None) -> None:
+    """A five-field cron expression, parsed by the library that fires it."""
+    from app.services.schedule import ScheduleError, parse_schedule
+
+    if expression is None:
+        return
+    try:
+        parse_schedule("custom", expression, current_app.config["ZDM_TIMEZONE"])
+    except ScheduleError as error:
+        raise ValidationError(str(error)) from None
+
+
+class VerifySettingsSchema(StrictSchema):
+    verifySchedule = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "cron: verify the repository on this schedule (null: never)"},
+    )
+    verifyReadData = Int(
+        validate=validate.Range(min=0, max=100),
+        metadata={"description": "percent of objects read and decoded by scheduled runs"},
+    )
+
+    @validates("verifySchedule")
+    def _cron(self, value, **_kwargs):
+        check_verify_schedule(value)
+
+
+class RepositoryCreateSchema(VerifySettingsSchema):
     center = Ref(required=True, metadata={"description": "Center id or name"})
     type = fields.String(required=True, validate=validate.OneOf(["local"]))
     path = RepositoryPath(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class RepositoryUpdateSchema(VerifySettingsSchema):
+    @validates_schema
+    def _not_empty(self, data, **_kwargs):
+        if not data:  # an empty change is a mistake, not a no-op
+            raise ValidationError(t("no_fields"))
 
 
 class RepositorySchema(StrictSchema):
@@ -75,6 +113,38 @@ class RepositorySchema(StrictSchema):
     center = fields.Nested(CenterRefSchema)
     type = fields.String()
     path = fields.String()
+    verifySchedule = fields.String(allow_none=True)
+    verifyReadData = fields.Integer()
+    verifyNextAt = fields.String(allow_none=True)
+    lastVerifiedAt = fields.String(allow_none=True)
+
+
+class VerifyRequestSchema(StrictSchema):
+    readData = fields.Float(
+        load_default=0,
+        validate=validate.Range(min=0, max=100),
+        metadata={
+            "description": "percent of the objects to read and decode fully (0: structure only)"
+        },
+    )
+
+
+class VerificationSchema(StrictSchema):
+    id = fields.Integer()
+    repository = fields.Integer()
+    server = fields.Nested(CenterRefSchema, allow_none=True)
+    trigger = fields.String(metadata={"description": "manual | schedule"})
+    readData = fields.Integer()
+    state = fields.String(metadata={"description": "queued | running | success | failed"})
+    queuedAt = fields.String()
+    startedAt = fields.String(allow_none=True)
+    finishedAt = fields.String(allow_none=True)
+    pointsChecked = fields.Integer()
+    objectsChecked = fields.Integer()
+    problems = fields.List(fields.String())
+    damagedPoints = fields.List(fields.Integer(), metadata={"description": "recovery point ids"})
+    errorMessage = fields.String(allow_none=True)
+    requestedBy = fields.Nested(UserRefSchema, allow_none=True)
 
 
 class UserCreateSchema(StrictSchema):

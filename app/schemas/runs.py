@@ -3,8 +3,14 @@
 from marshmallow import ValidationError, fields, validate
 
 from app.models import RUN_STATES, RUN_TRIGGERS
-from app.schemas.backups import BackupJobSchema, UserRefSchema
-from app.schemas.common import ABSOLUTE_PATH_PATTERN, Id, PageArgsSchema, StrictSchema
+from app.schemas.backups import BackupJobSchema
+from app.schemas.common import (
+    ABSOLUTE_PATH_PATTERN,
+    Id,
+    PageArgsSchema,
+    StrictSchema,
+    UserRefSchema,
+)
 from app.services.restore_policy import MAX_TARGET_LENGTH, RestoreRefused, normalised_target
 
 
@@ -78,6 +84,12 @@ class RecoveryPointSchema(StrictSchema):
     storedSize = fields.Integer()
     compression = fields.String(allow_none=True)
     encrypted = fields.Boolean()
+    state = fields.String(
+        metadata={"description": "available | missing (its file is gone; not restorable)"}
+    )
+    damaged = fields.Boolean(
+        metadata={"description": "a verification found an object it needs damaged or missing"}
+    )
 
 
 class ListedRecoveryPointSchema(RecoveryPointSchema):

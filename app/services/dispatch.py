@@ -11,6 +11,8 @@ from flask import current_app
 BACKUP_TASK = "zdm.backup.run"
 RESTORE_TASK = "zdm.restore.run"
 PURGE_TASK = "zdm.repository.purge"
+VERIFY_TASK = "zdm.repository.verify"
+VERIFICATION_FINISHED_TASK = "zdm.control.verification_finished"
 RUN_FINISHED_TASK = "zdm.control.run_finished"
 CONTROL_QUEUE = "zdm.control"
 

@@ -52,6 +52,10 @@ def repository_view(repository: Repository) -> dict:
         "center": {"id": repository.center.id, "name": repository.center.name},
         "type": repository.type,
         "path": repository.path,
+        "verifySchedule": repository.verify_schedule,
+        "verifyReadData": repository.verify_read_data,
+        "verifyNextAt": iso_utc(repository.verify_next_at),
+        "lastVerifiedAt": iso_utc(repository.last_verified_at),
     }
 
 
@@ -109,6 +113,10 @@ def delete_server(server: Server) -> None:
 def create_repository(data: dict) -> Repository:
     center = lookup.find_center(data["center"])
     repository = Repository(center=center, type=data["type"], path=data["path"])
+    if data.get("verifySchedule"):
+        from app.services.verification import set_verify_schedule
+
+        set_verify_schedule(repository, data["verifySchedule"], data.get("verifyReadData", 0))
     db.session.add(repository)
     _commit_unique(ApiError(409, "repository_exists", path=data["path"]))
     return repository

@@ -180,6 +180,8 @@ def request_restore(
     overwrite: bool = False,
     requested_by: User | None = None,
 ) -> Restore:
+    if point.state == "missing":  # reconciliation found its file gone
+        raise ApiError(409, "point_missing", ref=point.id)
     restore = Restore(
         recovery_point=point,
         server=server,
@@ -285,6 +287,8 @@ def recovery_point_view(point: RecoveryPoint) -> dict:
         "storedSize": point.stored_size,
         "compression": point.compression,
         "encrypted": point.encrypted,
+        "state": point.state,
+        "damaged": point.damaged,
     }
 
 

@@ -599,6 +599,15 @@ def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[Re
         return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
 
 
+def point_ids(repo_path: str | os.PathLike) -> set[str]:
+    """The ids of every point file the repository holds, readable or not (reconciliation:
+    a point that is not here is gone). NotARepository when the path holds no repository
+    (an unmounted share must not make every point look deleted)."""
+    repo = Repository.open(repo_path)
+    with _storage_errors("Reading the repository"):
+        return set(repo.point_ids())
+
+
 def verify(
     repo_path: str | os.PathLike,
     point_id: str | None = None,
@@ -951,6 +960,7 @@ __all__ = [
     "VerifyReport",
     "backup",
     "list_points",
+    "point_ids",
     "prune",
     "restore",
     "verify",
