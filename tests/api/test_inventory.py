@@ -108,6 +108,10 @@ def test_repository_path_is_normalised(client, auth, center):
         "center": {"id": 1, "name": "CENTER-001"},
         "type": "local",
         "path": "/backup/storage",
+        "verifySchedule": None,
+        "verifyReadData": 0,
+        "verifyNextAt": None,
+        "lastVerifiedAt": None,
     }
 
 

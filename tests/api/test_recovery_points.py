@@ -41,6 +41,7 @@ def test_a_deleted_jobs_points_are_listed_with_the_job(client, auth, points):
     assert data["items"] == [
         {"id": points[0], "runId": None, "mode": "full", "createdAt": data["items"][0]["createdAt"],
          "sourceSize": 100, "storedSize": 10, "compression": "gzip", "encrypted": False,
+         "state": "available", "damaged": False,
          "partition": "/dev/sda1", "job": {"id": 1, "name": "incremental-backup", "deleted": True}}
     ]  # fmt: skip
     assert data["pagination"]["totalItems"] == 1

@@ -149,7 +149,8 @@ def test_recovery_points_of_a_job(client, auth, point):
 
     assert data["items"] == [
         {"id": point.id, "runId": point.run_id, "mode": "full", "createdAt": data["items"][0]["createdAt"],
-         "sourceSize": 100, "storedSize": 10, "compression": "lz4", "encrypted": False}
+         "sourceSize": 100, "storedSize": 10, "compression": "lz4", "encrypted": False,
+             "state": "available", "damaged": False}
     ]  # fmt: skip
 
 
