@@ -172,7 +172,11 @@ def test_a_point_file_deleted_by_hand_is_shown_missing_after_agent_start(
     assert listed.get_json()["data"]["items"][0]["state"] == "missing"
     refused = client.post(
         "/api/v1/restores",
-        json={"recoveryPoint": point.id, "server": "web-server-01", "target": "/var/lib/zdm/restores/x.img"},
+        json={
+            "recoveryPoint": point.id,
+            "server": "web-server-01",
+            "target": "/var/lib/zdm/restores/x.img",
+        },
         headers=auth,
     )
     assert refused.status_code == 409
