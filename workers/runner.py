@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 import config
 from app.database import db_now
@@ -104,6 +104,8 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
                 master_key=master_key(),
                 # objects a verification found damaged: stored again, never reused
                 distrust=distrusted_objects(job.repository_id),
+                # the database, not the repository, says which point to build on
+                **_recorded_parent(job),
             ),
             canceled="canceled by stop; no recovery point was written",
             label=f"backup of run {run.id}",
@@ -149,13 +151,37 @@ def _record_point(run: Run, job, result) -> None:
     db.session.commit()
 
 
+def _recorded_points(job) -> list[RecoveryPoint]:
+    """The job's points as the database recorded them, oldest first (ids are never reused,
+    so their order is the order the runs made them, whatever any clock said)."""
+    return list(
+        db.session.scalars(
+            select(RecoveryPoint)
+            .where(RecoveryPoint.job_id == job.id, RecoveryPoint.engine_job == job.engine_job)
+            .order_by(RecoveryPoint.id)
+        )
+    )
+
+
+def _recorded_parent(job) -> dict:
+    """The point an incremental builds on: the job's newest recorded point that is still
+    there and not known damaged, with its digest; none means a full."""
+    usable = [
+        point for point in _recorded_points(job) if point.state == "available" and not point.damaged
+    ]
+    if not usable:
+        return {"parent": None}
+    return {"parent": usable[-1].engine_id, "parent_digest": usable[-1].digest}
+
+
 def _apply_rotation(run: Run, job) -> None:
     """At most `rotation` points of the job remain; data no remaining point needs goes. The
     database loses exactly the points the engine reports removed, whatever else happened."""
     repository, engine_job, keep = job.repository.path, job.engine_job, job.rotation
+    order = [point.engine_id for point in _recorded_points(job)]
     db.session.commit()  # no transaction stays open while prune waits for the repository
     try:
-        report = engine.prune(repository, engine_job, keep)
+        report = engine.prune(repository, engine_job, keep, order=order)
     except engine.EngineError as exc:  # before anything was removed (locked, unreadable, ...)
         _note(run, f"rotation did not run: {exc}")
         db.session.commit()
@@ -163,6 +189,12 @@ def _apply_rotation(run: Run, job) -> None:
     _forget_points(job.repository_id, engine_job, report.removed_points)
     if report.removed_points:
         _note(run, f"rotation removed {len(report.removed_points)} old recovery points")
+    if report.unknown:
+        _note(
+            run,
+            f"rotation left {len(report.unknown)} points alone that the database does not know "
+            f"({', '.join(report.unknown)})",
+        )
     for problem in report.problems:
         _note(run, f"rotation: {problem}")
     db.session.commit()

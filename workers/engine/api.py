@@ -17,7 +17,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,6 +102,7 @@ class PruneReport:
     kept: list[str] = field(default_factory=list)
     removed_points: list[str] = field(default_factory=list)
     kept_in_use: list[str] = field(default_factory=list)  # being restored right now
+    unknown: list[str] = field(default_factory=list)  # of the job, but not in the caller's order
     removed_packs: int = 0
     freed_bytes: int = 0
     # Why some garbage was left (no exception: the points above are removed all the same)
@@ -161,11 +162,12 @@ def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
 
 
 def _usable_parent(
-    repo: Repository, newest: dict | None, keys, kind: str, compression
+    repo: Repository, newest: dict | None, keys, kind: str, compression, digest: str | None
 ) -> PointFile | None:
-    """The job's newest point, opened and checked, if an incremental may build on it: same kind
+    """The chosen parent point, opened and checked, if an incremental may build on it: same kind
     of source, same compression and encryption (a changed option starts over with a full, so a
-    point never mixes plain and encrypted data), and an intact point file."""
+    point never mixes plain and encrypted data), an intact point file, and the one recorded
+    when it was made (`digest`, when the caller knows it)."""
     if newest is None or (
         newest["kind"] != kind
         or newest["block_size"] != repo.block_size
@@ -179,6 +181,7 @@ def _usable_parent(
         return None
     try:
         parent.check(keys)
+        parent.check_digest(digest)
         if parent.meta == newest:  # not replaced since it was listed
             return parent
     except (DataCorrupted, OSError):
@@ -200,17 +203,23 @@ def _new_point_id(repo: Repository, created: datetime) -> str:
             return point_id
 
 
-def _job_history(repo: Repository, job: str) -> tuple[dict | None, int]:
-    """(the job's newest point, the sequence of the next one), read under the shared lock so
-    that a prune never shows half of its work."""
+NEWEST = "newest"  # `backup(parent=...)`: build on the job's newest point in the repository
+
+
+def _job_history(repo: Repository, job: str, parent: str | None) -> tuple[dict | None, int]:
+    """(the point an incremental would build on, the sequence of the next one), read under the
+    shared lock so that a prune never shows half of its work. `parent` is NEWEST, a point id
+    the caller names (it must be a point of `job`), or None (no parent: a full)."""
     lock = repo.lock()
     try:
         with lock.held():
             points = _points_of(repo, job)
     finally:
         lock.close()
-    newest = points[-1] if points else None
-    return newest, 1 + max((meta.get("sequence", 0) for meta in points), default=0)
+    sequence = 1 + max((meta.get("sequence", 0) for meta in points), default=0)
+    if parent == NEWEST:
+        return (points[-1] if points else None), sequence
+    return next((meta for meta in points if meta["id"] == parent), None), sequence
 
 
 def _distrusted_ids(distrust: Iterable[str]) -> frozenset:
@@ -236,11 +245,17 @@ def backup(
     should_cancel: Callable[[], bool] | None = None,
     master_key: str | bytes | None = None,
     distrust: Iterable[str] = (),
+    parent: str | None = NEWEST,
+    parent_digest: str | None = None,
 ) -> BackupResult:
     """Back up `source` into a new recovery point of `job` and return what was done.
 
     `distrust`: ids (hex) of objects known to be damaged or missing (from a verify); an
     incremental stores such blocks again instead of reusing the parent's copy.
+    `parent`, `parent_digest`: the point an incremental builds on. By default the job's newest
+    point in the repository; a caller that keeps its own record (the service's database) names
+    the point and its digest, so a point file planted in the repository is never built on.
+    A parent that is missing, unusable or does not match its digest means a full.
     """
     started = time.monotonic()
     _check_job(job)
@@ -285,9 +300,11 @@ def backup(
         contextlib.ExitStack() as cleanup,
     ):
         point_id = _new_point_id(repo, created)
-        newest, sequence = _job_history(repo, job)
+        newest, sequence = _job_history(repo, job, parent)
         parent = (
-            _usable_parent(repo, newest, keys, kind, compression) if mode == "incremental" else None
+            _usable_parent(repo, newest, keys, kind, compression, parent_digest)
+            if mode == "incremental"
+            else None
         )
         if parent is not None:
             cleanup.callback(parent.close)
@@ -837,9 +854,19 @@ def _point_list(point_ids: list[str]) -> str:
 
 
 def prune(
-    repo_path: str | os.PathLike, job: str, keep: int, lock_timeout: float | None = None
+    repo_path: str | os.PathLike,
+    job: str,
+    keep: int,
+    lock_timeout: float | None = None,
+    order: Sequence[str] | None = None,
 ) -> PruneReport:
     """Keep the `keep` newest points of `job`; delete the rest and every unneeded object.
+
+    `order`: the job's point ids, oldest first, as the caller recorded them (the service's
+    database). Then only those points are counted and deleted, in that order; a point of the
+    job that the caller does not know (one planted in the repository) is left alone and listed
+    in `report.unknown`, so it can never push a real point out. Without it, the points' own
+    sequence numbers decide.
 
     Runs under the exclusive repository lock; running backups keep their objects alive through
     their claim journals (see docs/repository-format.md, "Garbage collection"). Once it has
@@ -859,6 +886,8 @@ def prune(
                 repo.clean_leftovers()
                 live_operations = repo.live_operations()
                 points = _points_of(repo, job)
+            if order is not None:
+                points = _in_caller_order(points, order, report)
             _remove_points(repo, points, keep, live_operations, report)
             _collect_packs(repo, live_operations, report)
         finally:
@@ -866,6 +895,13 @@ def prune(
     finally:
         lock.close()
     return report
+
+
+def _in_caller_order(points: list[dict], order: Sequence[str], report: PruneReport) -> list[dict]:
+    by_id = {meta["id"]: meta for meta in points}
+    known = set(order)
+    report.unknown = [point_id for point_id in by_id if point_id not in known]
+    return [by_id[point_id] for point_id in order if point_id in by_id]
 
 
 def _remove_points(repo: Repository, points: list[dict], keep: int, live_operations, report):
