@@ -63,10 +63,10 @@ from harness import (
     next_fire,
     prepare_database,
     print_profile,
+    run_main,
     seed_inventory,
     service_env,
     start_redis,
-    stop_on_sigterm,
     summarize_profile,
     unique_suffix,
     utcnow,
@@ -93,7 +93,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured wrk run before each")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--samples", type=int, default=50, help="in-process requests per endpoint")
+    parser.add_argument("--samples", type=int, default=20, help="in-process requests per endpoint")
     parser.add_argument("--database-url", help="PostgreSQL server to create the bench database on")
     parser.add_argument("--sqlite", action="store_true", help="use a SQLite file instead")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers (extra runs)")
@@ -466,7 +466,6 @@ def report(
 def main() -> int:
     options = parse_arguments()
     require_wrk()
-    stop_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="zdm-bench-api-"))
     with contextlib.ExitStack() as cleanup:
         if not options.keep:
@@ -580,4 +579,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

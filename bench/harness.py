@@ -70,14 +70,25 @@ def wait_until(predicate, seconds: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` cleans up."""
+def stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP unwind as KeyboardInterrupt, so every `finally` and
+    ExitStack callback cleans up (SIGINT too when started with it ignored, as `cmd &` is)."""
 
     def interrupt(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
+def run_main(main) -> int:
+    """Run a bench's main(); an interruption ends it with status 130 after the clean-up."""
+    stop_on_signals()
+    try:
+        return main()
+    except KeyboardInterrupt as stop:
+        log(f"interrupted ({stop or 'Ctrl-C'}); processes stopped, database and files removed")
+        return 130
 
 
 class Process:
@@ -512,6 +523,10 @@ def lag_summary(lags: list[float]) -> dict:
     }
 
 
+def one_row_table(columns: dict) -> str:
+    return markdown_table(list(columns), [list(columns.values())])
+
+
 def fmt(value, unit: str = "", digits: int = 2) -> str:
     if value is None:
         return "-"
@@ -606,7 +621,6 @@ class Profiler:
 
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
-_IDLE_LEAVES = ("select", "poll", "epoll", "wait", "recv", "accept", "sleep", "read")
 
 
 def _frame_name(frame: str) -> str:
@@ -622,7 +636,8 @@ def _frame_name(frame: str) -> str:
 
 
 def summarize_profile(raw: Path, skip_processes: Iterable[str] = (), top: int = 12) -> dict:
-    """Self and inclusive shares of functions from py-spy's raw output.
+    """Shares of samples from py-spy's raw output: by leaf function (self), by function of
+    our own code (inclusive), and by the call our code's deepest frame was making.
 
     Lines are `frame;frame;...;leaf COUNT`, root first; with --subprocesses a stack starts
     with a frame per process from the root to its own (`process 123:"..."`). Stacks whose
@@ -630,6 +645,7 @@ def summarize_profile(raw: Path, skip_processes: Iterable[str] = (), top: int = 
     """
     self_counts: Counter = Counter()
     inclusive: Counter = Counter()
+    calls: Counter = Counter()  # deepest frame of our code -> what it called
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -651,6 +667,11 @@ def summarize_profile(raw: Path, skip_processes: Iterable[str] = (), top: int = 
         self_counts[names[-1]] += samples
         for name in set(names):
             inclusive[name] += samples
+        own = [i for i, name in enumerate(names) if _own_code(name)]
+        if own:
+            deepest = own[-1]
+            callee = names[deepest + 1] if deepest + 1 < len(names) else "(its own lines)"
+            calls[f"{names[deepest]} -> {callee}"] += samples
 
     def share(counter):
         return [(name, 100.0 * n / total) for name, n in counter.most_common(top)] if total else []
@@ -659,21 +680,13 @@ def summarize_profile(raw: Path, skip_processes: Iterable[str] = (), top: int = 
     return {
         "samples": total,
         "self": share(self_counts),
-        "inclusive": _interesting(inclusive, total, top),
         "own": share(own),
+        "calls": share(calls),
     }
 
 
 def _own_code(name: str) -> bool:
     return name.endswith(".py)") and name.rsplit(" (", 1)[1].startswith(("app/", "workers/"))
-
-
-def _interesting(inclusive: Counter, total: int, top: int) -> list[tuple[str, float]]:
-    """Inclusive shares, without the frames every sample passes through (entry points)."""
-    if not total:
-        return []
-    rows = [(name, 100.0 * n / total) for name, n in inclusive.most_common() if n < total * 0.97]
-    return rows[:top]
 
 
 def print_profile(title: str, summary: dict) -> str:
@@ -684,10 +697,10 @@ def print_profile(title: str, summary: dict) -> str:
         "",
     ]
     lines += [f"    {pct:5.1f} %  {name}" for name, pct in summary["self"]]
-    lines += ["", "inclusive time (function and what it calls):", ""]
-    lines += [f"    {pct:5.1f} %  {name}" for name, pct in summary["inclusive"]]
     lines += ["", "inclusive time, the project's own functions (app/, workers/):", ""]
     lines += [f"    {pct:5.1f} %  {name}" for name, pct in summary["own"]]
+    lines += ["", "where our code's time goes (deepest own frame -> the call it made):", ""]
+    lines += [f"    {pct:5.1f} %  {name}" for name, pct in summary["calls"]]
     return "\n".join(lines)
 
 
