@@ -220,7 +220,7 @@ def _decode(queue: str, arrived: float, payload: bytes) -> Message:
     )
 
 
-def queue_names(inventory: Inventory, servers: list[str]) -> list[str]:
+def queue_names(servers: list[str]) -> list[str]:
     return [f"zdm.server.{name}" for name in servers]
 
 
@@ -305,7 +305,7 @@ def measure_ours(
     if options.profile:
         options.out.mkdir(parents=True, exist_ok=True)
         profiler = Profiler(beats[0].pid, options.out / "beat-profile.txt", tmp)
-    watcher = QueueWatcher(client, queue_names(inventory, inventory.server_names))
+    watcher = QueueWatcher(client, queue_names(inventory.server_names))
 
     def fan_out_done() -> bool:
         with tables.engine.connect() as conn:
@@ -481,7 +481,7 @@ def measure_redbeat(
     if not beat.alive() or seconds_until(fire) < 1:
         raise SystemExit(f"redbeat was not ready before its fire time:\n{beat.tail()}")
     wait_for(fire - timedelta(seconds=2), "redbeat's fire time")
-    watcher = QueueWatcher(client, queue_names(inventory, servers))
+    watcher = QueueWatcher(client, queue_names(servers))
     finished = watcher.watch(
         lambda: (
             time.time() > epoch(fire)
