@@ -165,10 +165,9 @@ def _recorded_points(job) -> list[RecoveryPoint]:
 
 def _recorded_parent(job) -> dict:
     """The point an incremental builds on: the job's newest recorded point that is still
-    there and not known damaged, with its digest; none means a full."""
-    usable = [
-        point for point in _recorded_points(job) if point.state == "available" and not point.damaged
-    ]
+    there, with its digest; none means a full. A point with damaged objects is still a parent:
+    the backup is given those objects' ids and stores their blocks again (SPEC "Trust")."""
+    usable = [point for point in _recorded_points(job) if point.state == "available"]
     if not usable:
         return {"parent": None}
     return {"parent": usable[-1].engine_id, "parent_digest": usable[-1].digest}
