@@ -183,6 +183,9 @@ def _clean_tables(request):
         return
     application = request.getfixturevalue("app")
     with application.app_context():
+        # Processes started by other tests (gunicorn, agents) share this Redis and may have
+        # counted failed logins there: start from none, too.
+        _reset_login_counts(application)
         yield
         db.session.rollback()
         db.session.remove()
@@ -194,8 +197,12 @@ def _clean_tables(request):
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
                 conn.execute(text("DELETE FROM sqlite_sequence"))  # AUTOINCREMENT counters
-        for limiter in application.extensions.get("limiter", ()):
-            limiter.reset()  # failed logins counted in Redis (app.login_throttle)
+        _reset_login_counts(application)
+
+
+def _reset_login_counts(application) -> None:
+    for limiter in application.extensions.get("limiter", ()):
+        limiter.reset()  # failed logins counted in Redis (app.login_throttle)
 
 
 @pytest.fixture
