@@ -38,8 +38,9 @@ from workers.engine.errors import (
     StorageError,
     TargetError,
 )
-from workers.engine.keys import MASTER_KEY_ENV, generate_master_key
+from workers.engine.keys import generate_master_key
 from workers.engine.points import RecoveryPoint
+from workers.engine.settings import MASTER_KEY_ENV
 
 __all__ = [
     "MASTER_KEY_ENV",

@@ -7,14 +7,13 @@ import fcntl
 import os
 import time
 
+from workers.engine import settings
 from workers.engine.errors import RepositoryLocked
-
-DEFAULT_LOCK_TIMEOUT = float(os.environ.get("ZDM_ENGINE_LOCK_TIMEOUT", "3600"))
 
 
 def acquire(fd: int, kind: int, what: str, timeout: float | None = None) -> None:
     """Take `kind` (fcntl.LOCK_SH or LOCK_EX) on `fd`, waiting at most `timeout` seconds."""
-    timeout = DEFAULT_LOCK_TIMEOUT if timeout is None else timeout
+    timeout = settings.LOCK_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
     pause = 0.001
     while True:
