@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workers.engine import locking
+from workers.engine import locks
 from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing, PointExists
 from workers.engine.keys import RepositoryKeys, unwrap_keys, wrap_keys
 from workers.engine.objects import RECORD_PREFIX, parse_prefix
@@ -163,25 +163,25 @@ class RepositoryLock:
         self._holds_turnstile = False
 
     def shared(self, timeout: float | None = None) -> None:
-        locking.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
+        locks.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
         try:
-            locking.acquire(self._lock_fd, fcntl.LOCK_SH, "the repository", timeout)
+            locks.acquire(self._lock_fd, fcntl.LOCK_SH, "the repository", timeout)
         finally:
-            locking.release(self._turnstile_fd)
+            locks.release(self._turnstile_fd)
 
     def exclusive(self, timeout: float | None = None) -> None:
-        locking.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
+        locks.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
         self._holds_turnstile = True
         try:
-            locking.acquire(self._lock_fd, fcntl.LOCK_EX, "the repository", timeout)
+            locks.acquire(self._lock_fd, fcntl.LOCK_EX, "the repository", timeout)
         except BaseException:
             self.release()
             raise
 
     def release(self) -> None:
-        locking.release(self._lock_fd)
+        locks.release(self._lock_fd)
         if self._holds_turnstile:
-            locking.release(self._turnstile_fd)
+            locks.release(self._turnstile_fd)
             self._holds_turnstile = False
 
     @contextlib.contextmanager
@@ -365,7 +365,7 @@ class Repository:
             if (
                 name.endswith(".lock")
                 and not name.startswith(".")
-                and locking.is_held_by_someone(entry.path)
+                and locks.is_held_by_someone(entry.path)
             ):
                 live.append(self.tmp_dir / entry.name[: -len(".lock")])
         return live
