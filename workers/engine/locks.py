@@ -1,11 +1,16 @@
-"""flock(2) helpers. flock locks belong to an open file and the kernel drops them when the
-process dies, so a killed backup never leaves a lock behind."""
+"""The locks: flock(2) helpers and the repository-wide lock built on them.
+
+flock locks belong to an open file and the kernel drops them when the process dies, so a killed
+backup never leaves a lock behind. See docs/repository-format.md, "Locks and garbage collection".
+"""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
+from pathlib import Path
 
 from workers.engine import settings
 from workers.engine.errors import RepositoryLocked
@@ -46,3 +51,50 @@ def is_held_by_someone(path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+class RepositoryLock:
+    """The repository-wide lock: shared by claims and publications, exclusive for collection.
+
+    `turnstile` gives the exclusive side priority: a collector holds it while it waits, so new
+    shared holders queue behind it instead of starving it.
+    """
+
+    def __init__(self, root: Path):
+        self._lock_fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._turnstile_fd = os.open(root / "turnstile", os.O_RDWR | os.O_CREAT, 0o600)
+        self._holds_turnstile = False
+
+    def shared(self, timeout: float | None = None) -> None:
+        acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
+        try:
+            acquire(self._lock_fd, fcntl.LOCK_SH, "the repository", timeout)
+        finally:
+            release(self._turnstile_fd)
+
+    def exclusive(self, timeout: float | None = None) -> None:
+        acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
+        self._holds_turnstile = True
+        try:
+            acquire(self._lock_fd, fcntl.LOCK_EX, "the repository", timeout)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        release(self._lock_fd)
+        if self._holds_turnstile:
+            release(self._turnstile_fd)
+            self._holds_turnstile = False
+
+    @contextlib.contextmanager
+    def held(self, exclusive: bool = False, timeout: float | None = None):
+        self.exclusive(timeout) if exclusive else self.shared(timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        os.close(self._lock_fd)
+        os.close(self._turnstile_fd)

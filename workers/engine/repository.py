@@ -150,53 +150,6 @@ def _syncfs(path: Path) -> None:
         os.close(fd)
 
 
-class RepositoryLock:
-    """The repository-wide lock: shared by claims and publications, exclusive for collection.
-
-    `turnstile` gives the exclusive side priority: a collector holds it while it waits, so new
-    shared holders queue behind it instead of starving it.
-    """
-
-    def __init__(self, root: Path):
-        self._lock_fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self._turnstile_fd = os.open(root / "turnstile", os.O_RDWR | os.O_CREAT, 0o600)
-        self._holds_turnstile = False
-
-    def shared(self, timeout: float | None = None) -> None:
-        locks.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
-        try:
-            locks.acquire(self._lock_fd, fcntl.LOCK_SH, "the repository", timeout)
-        finally:
-            locks.release(self._turnstile_fd)
-
-    def exclusive(self, timeout: float | None = None) -> None:
-        locks.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
-        self._holds_turnstile = True
-        try:
-            locks.acquire(self._lock_fd, fcntl.LOCK_EX, "the repository", timeout)
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        locks.release(self._lock_fd)
-        if self._holds_turnstile:
-            locks.release(self._turnstile_fd)
-            self._holds_turnstile = False
-
-    @contextlib.contextmanager
-    def held(self, exclusive: bool = False, timeout: float | None = None):
-        self.exclusive(timeout) if exclusive else self.shared(timeout)
-        try:
-            yield
-        finally:
-            self.release()
-
-    def close(self) -> None:
-        os.close(self._lock_fd)
-        os.close(self._turnstile_fd)
-
-
 class Repository:
     """A repository: `config`, `keys`, `packs/`, `points/`, `tmp/`, `lock`, `turnstile`."""
 
@@ -354,8 +307,8 @@ class Repository:
     def start_operation(self, kind: str, limiter=None) -> Operation:
         return Operation(self, kind, limiter)
 
-    def lock(self) -> RepositoryLock:
-        return RepositoryLock(self.root)
+    def lock(self) -> locks.RepositoryLock:
+        return locks.RepositoryLock(self.root)
 
     def live_operations(self) -> list[Path]:
         """Working directories of operations whose owner process is alive."""
