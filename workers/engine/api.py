@@ -34,6 +34,7 @@ from workers.engine.errors import (
     StorageError,
     TargetError,
 )
+from workers.engine.fs import fsync_dir
 from workers.engine.keys import RepositoryKeys, resolve_master_key
 from workers.engine.objects import ObjectCodec, decode_object
 from workers.engine.points import (
@@ -46,7 +47,7 @@ from workers.engine.points import (
 )
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
 from workers.engine.ratelimit import make_limiter
-from workers.engine.repository import PACK_ID_SIZE, Repository, fsync_dir
+from workers.engine.repository import PACK_ID_SIZE, Repository
 
 MODES = ("full", "incremental")
 _POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.engine import fs
 from workers.engine.errors import DataCorrupted, PointNotFound
 from workers.engine.keys import RepositoryKeys
-from workers.engine.repository import _write_all, write_limited
 
 MAGIC = b"ZDMPOINT"
 VERSION = 1
@@ -100,7 +100,7 @@ class PointWriter:
 
     def _flush(self) -> None:
         self._sum.update(self._buffer)
-        write_limited(self._fd, self._buffer, self._limiter)
+        fs.write_limited(self._fd, self._buffer, self._limiter)
         self.size += len(self._buffer)
         self._buffer = bytearray()
 
@@ -114,7 +114,7 @@ class PointWriter:
         self._flush()
         digest = self._sum.digest()
         self.digest = digest.hex()
-        _write_all(self._fd, digest)
+        fs.write_all(self._fd, digest)
         self.size += len(digest)
         os.fsync(self._fd)
         self.close()

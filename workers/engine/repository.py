@@ -6,12 +6,10 @@ See docs/repository-format.md for the format and the reasoning behind the lock p
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
 import os
-import queue
 import secrets
 import shutil
 import threading
@@ -19,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workers.engine import locks
+from workers.engine import fs, locks
 from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing, PointExists
 from workers.engine.keys import RepositoryKeys, unwrap_keys, wrap_keys
 from workers.engine.objects import RECORD_PREFIX, parse_prefix
@@ -29,125 +27,7 @@ DEFAULT_BLOCK_SIZE = 512 * 1024
 PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this size
 PACK_MAGIC = b"ZDMPACK1"
 PACK_ID_SIZE = 16
-WRITE_PIECE = 1024 * 1024
 FLUSH_STEP = 4 * 1024 * 1024  # pack bytes handed to the flusher at a time
-EARLY_WRITEBACK = True
-
-
-def _write_all(fd: int, data) -> None:
-    """Every byte of packs, point files, config and keys goes through here (tests observe it)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def write_limited(fd: int, data, limiter) -> None:
-    """Write `data`, in pieces small enough for the rate limiter's burst."""
-    view = memoryview(data)
-    piece = WRITE_PIECE if limiter is None else limiter.piece_size
-    for start in range(0, len(view), piece):
-        chunk = view[start : start + piece]
-        if limiter is not None:
-            limiter.acquire(len(chunk))
-        _write_all(fd, chunk)
-
-
-def fsync_dir(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file_atomically(path: Path, data: bytes, exclusive: bool) -> bool:
-    """Write `path` via a fsync'd temp file. With `exclusive`, keep an existing file (False)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    fsync_dir(path.parent)
-    return True
-
-
-_libc = None
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _libc_handle():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        if hasattr(_libc, "sync_file_range"):
-            _libc.sync_file_range.argtypes = [
-                ctypes.c_int,
-                ctypes.c_int64,
-                ctypes.c_int64,
-                ctypes.c_uint,
-            ]
-    return _libc
-
-
-class Flusher:
-    """A background thread that starts the writeback of finished pack ranges.
-
-    The final sync of a backup then finds little left to write: the disk works while the CPUs
-    hash and compress. sync_file_range only starts writeback (it does not wait and promises
-    nothing); durability still comes from the sync before a point is published.
-    """
-
-    def __init__(self):
-        function = getattr(_libc_handle(), "sync_file_range", None) if EARLY_WRITEBACK else None
-        self._function = function
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = None
-        if function is not None:
-            self._thread = threading.Thread(target=self._run, name="zdm-flush", daemon=True)
-            self._thread.start()
-
-    def submit(self, fd: int, offset: int, length: int) -> None:
-        if self._thread is not None:
-            self._queue.put((os.dup(fd), offset, length))
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fd, offset, length = item
-            try:
-                self._function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-            finally:
-                os.close(fd)
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-
-def _syncfs(path: Path) -> None:
-    """Make everything written on the repository's filesystem durable, in one call."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        libc = _libc_handle()
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 class Repository:
@@ -211,7 +91,7 @@ class Repository:
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             # Two processes creating the same repository: the first link wins, both use it.
-            _write_file_atomically(root / "config", json.dumps(config, indent=1).encode(), True)
+            fs.write_file_atomically(root / "config", json.dumps(config, indent=1).encode(), True)
         except OSError as error:
             raise NotARepository(
                 f"Cannot create a repository at {root} ({error.strerror})."
@@ -250,7 +130,7 @@ class Repository:
             if master is None:
                 unwrap_keys(None, {}, self.repository_id)  # raises KeyMissing
             record = wrap_keys(master, RepositoryKeys.generate(), self.repository_id)
-            _write_file_atomically(path, json.dumps(record, indent=1).encode(), True)
+            fs.write_file_atomically(path, json.dumps(record, indent=1).encode(), True)
         try:
             record = json.loads(path.read_bytes())
         except FileNotFoundError:
@@ -301,7 +181,7 @@ class Repository:
         return None
 
     def sync(self) -> None:
-        _syncfs(self.root)
+        fs.syncfs(self.root)
 
     # --- operations and leftovers ----------------------------------------------------------
     def start_operation(self, kind: str, limiter=None) -> Operation:
@@ -376,7 +256,7 @@ class PackWriter:
         self._write(PACK_MAGIC)
 
     def _write(self, data: bytes) -> None:
-        write_limited(self._fd, data, self.op.limiter)
+        fs.write_limited(self._fd, data, self.op.limiter)
         self.size += len(data)
         if self.size - self._flushed >= FLUSH_STEP:
             self._flush()
@@ -424,7 +304,7 @@ class Operation:
         self._claimed: dict[bytes, bool] = {}
         self._writers: dict[int, PackWriter] = {}
         self._open_writers: list[PackWriter] = []
-        self.flusher = Flusher() if kind == "backup" else None
+        self.flusher = fs.Flusher() if kind == "backup" else None
         self.closed = False
 
     def _journal(self, pack_id: bytes, check: bool) -> bool:
@@ -434,7 +314,7 @@ class Operation:
                 return known
             self._lock.shared()
             try:
-                _write_all(self._refs_fd, pack_id)
+                fs.write_all(self._refs_fd, pack_id)
                 present = self.repo.pack_path(pack_id).exists() if check else True
             finally:
                 self._lock.release()
@@ -494,7 +374,7 @@ class Operation:
                     f"A recovery point named {point_id} appeared while this backup ran; "
                     f"nothing was published (run the backup again)."
                 ) from None
-            fsync_dir(self.repo.points_dir)
+            fs.fsync_dir(self.repo.points_dir)
         os.unlink(tmp_point)
 
     def close(self) -> None:
