@@ -37,6 +37,7 @@ from workers.engine.errors import (
 from workers.engine.fs import fsync_dir
 from workers.engine.keys import RepositoryKeys, resolve_master_key
 from workers.engine.objects import ObjectCodec, decode_object
+from workers.engine.packs import PACK_ID_SIZE
 from workers.engine.points import (
     ENTRY,
     ZERO_ENTRY,
@@ -47,7 +48,7 @@ from workers.engine.points import (
 )
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
 from workers.engine.ratelimit import make_limiter
-from workers.engine.repository import PACK_ID_SIZE, Repository
+from workers.engine.repository import Repository
 
 MODES = ("full", "incremental")
 _POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
