@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from workers.engine import block as blocks
 from workers.engine import directory as directories
+from workers.engine import packs
 from workers.engine.errors import (
     DataCorrupted,
     EngineError,
@@ -770,10 +771,10 @@ class _Verifier:
     def _check_object(self, entry: bytes, length: int, keys, decode: bool) -> str | None:
         oid, pack_id, offset, record_length = ENTRY.unpack(entry)
         if not decode:
-            problem = self.repo.record_is_sound(oid, pack_id, offset, record_length)
+            problem = packs.record_problem(self.repo, oid, pack_id, offset, record_length)
             return problem and problem.rstrip(".")
         try:
-            record = self.repo.read_record(oid, pack_id, offset, record_length)
+            record = packs.read_record(self.repo, oid, pack_id, offset, record_length)
             decode_object(record, oid, keys, length)
         except DataCorrupted as error:
             return f"{str(error).rstrip('.')} (pack {pack_id.hex()})"

@@ -16,9 +16,11 @@ import secrets
 from typing import TYPE_CHECKING
 
 from workers.engine import fs
+from workers.engine.errors import DataCorrupted, ObjectMissing
+from workers.engine.objects import RECORD_PREFIX, parse_prefix
 
 if TYPE_CHECKING:
-    from workers.engine.repository import Operation
+    from workers.engine.repository import Operation, Repository
 
 PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this size
 PACK_MAGIC = b"ZDMPACK1"
@@ -59,3 +61,49 @@ class PackWriter:
         self._flush()
         os.close(self._fd)
         os.rename(self.tmp, self.op.repo.pack_path(self.pack_id))
+
+
+def read_record(repo: Repository, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:
+    """The object record at `offset` of a pack; ObjectMissing/DataCorrupted name both."""
+    name, pack = oid.hex(), pack_id.hex()
+    try:
+        fd = os.open(repo.pack_path(pack_id), os.O_RDONLY)
+    except FileNotFoundError:
+        raise ObjectMissing(
+            f"Object {name} is missing: its pack {pack} is not in the repository.", name
+        ) from None
+    try:
+        record = os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+    if len(record) != length:
+        raise DataCorrupted(
+            f"Object {name} is truncated: pack {pack} ends before offset {offset + length}.",
+            name,
+        )
+    return record
+
+
+def record_problem(
+    repo: Repository, oid: bytes, pack_id: bytes, offset: int, length: int
+) -> str | None:
+    """A cheap check (header, id and sizes, no data read): None, or what is wrong."""
+    name, pack = oid.hex(), pack_id.hex()
+    try:
+        fd = os.open(repo.pack_path(pack_id), os.O_RDONLY)
+    except FileNotFoundError:
+        return f"Object {name} is missing: its pack {pack} is not in the repository."
+    try:
+        prefix = os.pread(fd, RECORD_PREFIX, offset)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    if size < offset + length:
+        return f"Object {name} is truncated: pack {pack} ends before offset {offset + length}."
+    try:
+        _, _, _, payload_len = parse_prefix(prefix, oid)
+    except DataCorrupted as error:
+        return f"{str(error).rstrip('.')} (in pack {pack})."
+    if RECORD_PREFIX + payload_len != length:
+        return f"Object {name} has a damaged length (in pack {pack})."
+    return None

@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from workers.engine import fs, locks
-from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing, PointExists
+from workers.engine.errors import NotARepository, PointExists
 from workers.engine.keys import RepositoryKeys, unwrap_keys, wrap_keys
-from workers.engine.objects import RECORD_PREFIX, parse_prefix
 from workers.engine.packs import PACK_ID_SIZE, PACK_TARGET_SIZE, PackWriter
 
 FORMAT = 1
@@ -133,49 +132,6 @@ class Repository:
         except FileNotFoundError:
             raise NotARepository(f"Repository {self.root} has no keys file.") from None
         return unwrap_keys(master, record, self.repository_id)
-
-    # --- objects ---------------------------------------------------------------------------
-    def read_record(self, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:
-        """The object record at `offset` of a pack; ObjectMissing/DataCorrupted name both."""
-        name, pack = oid.hex(), pack_id.hex()
-        try:
-            fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
-        except FileNotFoundError:
-            raise ObjectMissing(
-                f"Object {name} is missing: its pack {pack} is not in the repository.", name
-            ) from None
-        try:
-            record = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-        if len(record) != length:
-            raise DataCorrupted(
-                f"Object {name} is truncated: pack {pack} ends before offset {offset + length}.",
-                name,
-            )
-        return record
-
-    def record_is_sound(self, oid: bytes, pack_id: bytes, offset: int, length: int) -> str | None:
-        """A cheap check (header, id and sizes, no data read): None, or what is wrong."""
-        name, pack = oid.hex(), pack_id.hex()
-        try:
-            fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return f"Object {name} is missing: its pack {pack} is not in the repository."
-        try:
-            prefix = os.pread(fd, RECORD_PREFIX, offset)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size < offset + length:
-            return f"Object {name} is truncated: pack {pack} ends before offset {offset + length}."
-        try:
-            _, _, _, payload_len = parse_prefix(prefix, oid)
-        except DataCorrupted as error:
-            return f"{str(error).rstrip('.')} (in pack {pack})."
-        if RECORD_PREFIX + payload_len != length:
-            return f"Object {name} has a damaged length (in pack {pack})."
-        return None
 
     def sync(self) -> None:
         fs.syncfs(self.root)
