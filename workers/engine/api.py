@@ -37,7 +37,9 @@ from workers.engine.errors import (
 )
 from workers.engine.fs import fsync_dir
 from workers.engine.keys import RepositoryKeys, resolve_master_key
+from workers.engine.locks import RepositoryLock
 from workers.engine.objects import ObjectCodec, decode_object
+from workers.engine.operations import Operation, clean_leftovers, live_operations
 from workers.engine.packs import PACK_ID_SIZE
 from workers.engine.points import (
     ENTRY,
@@ -213,7 +215,7 @@ def _job_history(repo: Repository, job: str, parent: str | None) -> tuple[dict |
     """(the point an incremental would build on, the sequence of the next one), read under the
     shared lock so that a prune never shows half of its work. `parent` is NEWEST, a point id
     the caller names (it must be a point of `job`), or None (no parent: a full)."""
-    lock = repo.lock()
+    lock = RepositoryLock(repo.root)
     try:
         with lock.held():
             points = _points_of(repo, job)
@@ -299,7 +301,7 @@ def backup(
 
     with (
         _storage_errors("Writing to the repository"),
-        repo.start_operation("backup", limiter) as op,
+        Operation(repo, "backup", limiter) as op,
         contextlib.ExitStack() as cleanup,
     ):
         point_id = _new_point_id(repo, created)
@@ -450,7 +452,7 @@ def restore(
     with (
         _storage_errors("The restore"),
         PointFile(repo.point_path(point_id)) as point,
-        repo.start_operation("restore") as op,
+        Operation(repo, "restore") as op,
     ):
         meta = point.meta
         _check_trusted(point, expected_digest, require_encrypted)
@@ -881,18 +883,18 @@ def prune(
         raise InvalidArgument("The number of points to keep must be zero or more.")
     repo = Repository.open(repo_path)
     report = PruneReport(job=job)
-    lock = repo.lock()
+    lock = RepositoryLock(repo.root)
     try:
         lock.exclusive(lock_timeout)
         try:
             with _storage_errors("Pruning the repository"):
-                repo.clean_leftovers()
-                live_operations = repo.live_operations()
+                clean_leftovers(repo)
+                running = live_operations(repo)
                 points = _points_of(repo, job)
             if order is not None:
                 points = _in_caller_order(points, order, report)
-            _remove_points(repo, points, keep, live_operations, report)
-            _collect_packs(repo, live_operations, report)
+            _remove_points(repo, points, keep, running, report)
+            _collect_packs(repo, running, report)
         finally:
             lock.release()
     finally:
@@ -907,9 +909,9 @@ def _in_caller_order(points: list[dict], order: Sequence[str], report: PruneRepo
     return [by_id[point_id] for point_id in order if point_id in by_id]
 
 
-def _remove_points(repo: Repository, points: list[dict], keep: int, live_operations, report):
+def _remove_points(repo: Repository, points: list[dict], keep: int, running, report):
     restoring = set()
-    for directory in live_operations:
+    for directory in running:
         with contextlib.suppress(FileNotFoundError):
             restoring.add((directory / "restoring").read_text().strip())
     keep_ids = {meta["id"] for meta in points[max(0, len(points) - keep) :]} if keep else set()
@@ -938,11 +940,11 @@ def _remove_points(repo: Repository, points: list[dict], keep: int, live_operati
             report.problems.append(f"Syncing the points directory failed ({error.strerror}).")
 
 
-def _collect_packs(repo: Repository, live_operations, report: PruneReport) -> None:
+def _collect_packs(repo: Repository, running, report: PruneReport) -> None:
     """Delete every pack no remaining point and no live operation needs; when a remaining
     point file cannot be read, delete none (what it needs is unknown) and say so."""
     try:
-        live = _live_packs(repo, live_operations)
+        live = _live_packs(repo, running)
     except DataCorrupted as error:
         report.problems.append(str(error))
         return
@@ -965,7 +967,7 @@ def _collect_packs(repo: Repository, live_operations, report: PruneReport) -> No
         report.problems.append(f"Deleting unneeded packs stopped early ({error.strerror}).")
 
 
-def _live_packs(repo: Repository, live_operations) -> set[bytes]:
+def _live_packs(repo: Repository, running) -> set[bytes]:
     live: set[bytes] = set()
     for point_id in repo.point_ids():
         try:
@@ -981,7 +983,7 @@ def _live_packs(repo: Repository, live_operations) -> set[bytes]:
                 f"needs and deleted no packs ({str(error).rstrip('.')}).",
                 point_id,
             ) from None
-    for directory in live_operations:
+    for directory in running:
         with contextlib.suppress(FileNotFoundError):
             journal = (directory / "refs").read_bytes()
             live.update(

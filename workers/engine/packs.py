@@ -20,7 +20,8 @@ from workers.engine.errors import DataCorrupted, ObjectMissing
 from workers.engine.objects import RECORD_PREFIX, parse_prefix
 
 if TYPE_CHECKING:
-    from workers.engine.repository import Operation, Repository
+    from workers.engine.operations import Operation
+    from workers.engine.repository import Repository
 
 PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this size
 PACK_MAGIC = b"ZDMPACK1"
