@@ -11,7 +11,7 @@ from tests.engine.helpers import MIB, ROOT, sha256, write_image
 from workers.engine import RepositoryLocked, backup, list_points, prune, restore, verify
 from workers.engine.locks import RepositoryLock
 from workers.engine.operations import Operation
-from workers.engine.repository import Repository
+from workers.engine.repository import RepositoryDir
 
 
 def _cli_backup(repo, job, source, *extra):
@@ -105,7 +105,7 @@ def test_prune_keeps_as_many_points_as_asked(image, repo):
 
 def test_prune_spares_a_point_being_restored(image, repo):
     ids = [backup(repo, "job", image, "full").point_id for _ in range(2)]
-    operation = Operation(Repository.open(repo), "restore")
+    operation = Operation(RepositoryDir.open(repo), "restore")
     try:
         assert operation.mark_restoring(ids[0])
         report = prune(repo, "job", keep=1)
@@ -118,7 +118,7 @@ def test_prune_spares_a_point_being_restored(image, repo):
 
 def test_prune_gives_up_with_repository_locked_after_its_timeout(image, repo):
     backup(repo, "job", image, "full")
-    holder = RepositoryLock(Repository.open(repo).root)
+    holder = RepositoryLock(RepositoryDir.open(repo).root)
     holder.exclusive()
     try:
         with pytest.raises(RepositoryLocked, match="Could not lock"):

@@ -22,7 +22,7 @@ from tests.scheduling.test_sweep import SHORT_LEASE, short_lease  # noqa: F401 (
 from workers import engine
 from workers.agent import parse_partitions
 from workers.engine.locks import RepositoryLock
-from workers.engine.repository import Repository
+from workers.engine.repository import RepositoryDir
 from workers.housekeeping import sweep
 from workers.mail import notify_run_finished
 from workers.runner import run_backup, run_restore
@@ -267,7 +267,7 @@ def test_a_rotation_waiting_for_the_repository_lock_keeps_the_lease(
     real_prune, waited = engine.prune, []
 
     def prune_while_another_holds_the_repository(repository, *args, **kwargs):
-        holder = RepositoryLock(Repository.open(repository).root)
+        holder = RepositoryLock(RepositoryDir.open(repository).root)
         holder.exclusive()  # as a long prune of another job would, for three leases
         threading.Timer(3 * SHORT_LEASE, lambda: (holder.release(), holder.close())).start()
         started = time.monotonic()

@@ -51,7 +51,7 @@ from workers.engine.points import (
 )
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
 from workers.engine.ratelimit import make_limiter
-from workers.engine.repository import Repository
+from workers.engine.repository import RepositoryDir
 
 MODES = ("full", "incremental")
 _POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
@@ -141,7 +141,7 @@ def _check_job(job: str) -> None:
         raise InvalidArgument("The job name must be 1-255 printable characters.")
 
 
-def _load_keys_for(repo: Repository, encrypted: bool, master_key) -> RepositoryKeys | None:
+def _load_keys_for(repo: RepositoryDir, encrypted: bool, master_key) -> RepositoryKeys | None:
     if not encrypted:
         return None
     return repo.load_keys(resolve_master_key(master_key))
@@ -153,7 +153,7 @@ def _point_order(meta: dict) -> tuple:
     return (meta.get("sequence", 0), meta["created_at"], meta["id"])
 
 
-def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
+def _points_of(repo: RepositoryDir, job: str | None = None) -> list[dict]:
     metas = []
     for point_id in repo.point_ids():
         try:
@@ -167,7 +167,7 @@ def _points_of(repo: Repository, job: str | None = None) -> list[dict]:
 
 
 def _usable_parent(
-    repo: Repository, newest: dict | None, keys, kind: str, compression, digest: str | None
+    repo: RepositoryDir, newest: dict | None, keys, kind: str, compression, digest: str | None
 ) -> PointFile | None:
     """The chosen parent point, opened and checked, if an incremental may build on it: same kind
     of source, same compression and encryption (a changed option starts over with a full, so a
@@ -195,7 +195,7 @@ def _usable_parent(
     return None
 
 
-def _new_point_id(repo: Repository, created: datetime) -> str:
+def _new_point_id(repo: RepositoryDir, created: datetime) -> str:
     """`YYYYMMDDTHHMMSSZ-xxxxxx`: well-formed whatever year the clock says, and not the id of
     any existing point (a clock stepped back may repeat a second)."""
     stamp = (
@@ -211,7 +211,7 @@ def _new_point_id(repo: Repository, created: datetime) -> str:
 NEWEST = "newest"  # `backup(parent=...)`: build on the job's newest point in the repository
 
 
-def _job_history(repo: Repository, job: str, parent: str | None) -> tuple[dict | None, int]:
+def _job_history(repo: RepositoryDir, job: str, parent: str | None) -> tuple[dict | None, int]:
     """(the point an incremental would build on, the sequence of the next one), read under the
     shared lock so that a prune never shows half of its work. `parent` is NEWEST, a point id
     the caller names (it must be a point of `job`), or None (no parent: a full)."""
@@ -290,7 +290,7 @@ def backup(
     if encryption and master is None:
         raise KeyMissing("Encrypted backups need a master key (set ZDM_MASTER_KEY).")
     with _storage_errors("Opening the repository"):
-        repo = Repository.open_or_create(repo_path)
+        repo = RepositoryDir.open_or_create(repo_path)
         keys = repo.load_keys(master, create=True) if encryption else None
     if kind == "directory":
         excludes.append(str(repo.root))  # never back up the repository into itself
@@ -447,7 +447,7 @@ def restore(
     """
     started = time.monotonic()
     _check_point_id(point_id)
-    repo = Repository.open(repo_path)
+    repo = RepositoryDir.open(repo_path)
     target = os.path.abspath(os.fspath(target))
     with (
         _storage_errors("The restore"),
@@ -616,7 +616,7 @@ def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None
 
 def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[RecoveryPoint]:
     """The recovery points in the repository (of `job` if given), oldest first."""
-    repo = Repository.open(repo_path)
+    repo = RepositoryDir.open(repo_path)
     with _storage_errors("Reading the repository"):
         return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
 
@@ -625,7 +625,7 @@ def point_ids(repo_path: str | os.PathLike) -> set[str]:
     """The ids of every point file the repository holds, readable or not (reconciliation:
     a point that is not here is gone). NotARepository when the path holds no repository
     (an unmounted share must not make every point look deleted)."""
-    repo = Repository.open(repo_path)
+    repo = RepositoryDir.open(repo_path)
     with _storage_errors("Reading the repository"):
         return set(repo.point_ids())
 
@@ -648,7 +648,7 @@ def verify(
     pack; `damaged` and `unreadable_points` say the same for programs.
     """
     percent = _read_data_percent(read_data)
-    repo = Repository.open(repo_path)
+    repo = RepositoryDir.open(repo_path)
     if point_id is not None:
         _check_point_id(point_id)
         if not repo.point_path(point_id).exists():
@@ -681,7 +681,7 @@ class _Verifier:
     """One verify: each distinct table entry is checked once (by the first point that needs
     it); when damage is found, a second pass names every point that needs a damaged object."""
 
-    def __init__(self, repo: Repository, master_key, percent: float, expected: Mapping):
+    def __init__(self, repo: RepositoryDir, master_key, percent: float, expected: Mapping):
         self.repo = repo
         self.master_key = master_key
         self.percent = percent
@@ -881,7 +881,7 @@ def prune(
     _check_job(job)
     if keep < 0:
         raise InvalidArgument("The number of points to keep must be zero or more.")
-    repo = Repository.open(repo_path)
+    repo = RepositoryDir.open(repo_path)
     report = PruneReport(job=job)
     lock = RepositoryLock(repo.root)
     try:
@@ -909,7 +909,7 @@ def _in_caller_order(points: list[dict], order: Sequence[str], report: PruneRepo
     return [by_id[point_id] for point_id in order if point_id in by_id]
 
 
-def _remove_points(repo: Repository, points: list[dict], keep: int, running, report):
+def _remove_points(repo: RepositoryDir, points: list[dict], keep: int, running, report):
     restoring = set()
     for directory in running:
         with contextlib.suppress(FileNotFoundError):
@@ -940,7 +940,7 @@ def _remove_points(repo: Repository, points: list[dict], keep: int, running, rep
             report.problems.append(f"Syncing the points directory failed ({error.strerror}).")
 
 
-def _collect_packs(repo: Repository, running, report: PruneReport) -> None:
+def _collect_packs(repo: RepositoryDir, running, report: PruneReport) -> None:
     """Delete every pack no remaining point and no live operation needs; when a remaining
     point file cannot be read, delete none (what it needs is unknown) and say so."""
     try:
@@ -967,7 +967,7 @@ def _collect_packs(repo: Repository, running, report: PruneReport) -> None:
         report.problems.append(f"Deleting unneeded packs stopped early ({error.strerror}).")
 
 
-def _live_packs(repo: Repository, running) -> set[bytes]:
+def _live_packs(repo: RepositoryDir, running) -> set[bytes]:
     live: set[bytes] = set()
     for point_id in repo.point_ids():
         try:

@@ -24,7 +24,7 @@ from workers.engine import fs
 from workers.engine.errors import PointExists
 from workers.engine.locks import RepositoryLock, is_held_by_someone
 from workers.engine.packs import PACK_TARGET_SIZE, PackWriter
-from workers.engine.repository import Repository
+from workers.engine.repository import RepositoryDir
 
 
 class Operation:
@@ -35,7 +35,7 @@ class Operation:
     gets its visible name, so a live operation is never mistaken for a dead one.
     """
 
-    def __init__(self, repo: Repository, kind: str, limiter=None):
+    def __init__(self, repo: RepositoryDir, kind: str, limiter=None):
         self.repo = repo
         self.limiter = limiter
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -150,7 +150,7 @@ class Operation:
         self.close()
 
 
-def live_operations(repo: Repository) -> list[Path]:
+def live_operations(repo: RepositoryDir) -> list[Path]:
     """Working directories of operations whose owner process is alive."""
     live = []
     for entry in os.scandir(repo.tmp_dir):
@@ -160,7 +160,7 @@ def live_operations(repo: Repository) -> list[Path]:
     return live
 
 
-def clean_leftovers(repo: Repository) -> int:
+def clean_leftovers(repo: RepositoryDir) -> int:
     """Remove working files of operations whose process died (kill -9, power loss)."""
     removed = 0
     now = time.time()

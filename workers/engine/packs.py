@@ -21,7 +21,7 @@ from workers.engine.objects import RECORD_PREFIX, parse_prefix
 
 if TYPE_CHECKING:
     from workers.engine.operations import Operation
-    from workers.engine.repository import Repository
+    from workers.engine.repository import RepositoryDir
 
 PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this size
 PACK_MAGIC = b"ZDMPACK1"
@@ -64,7 +64,7 @@ class PackWriter:
         os.rename(self.tmp, self.op.repo.pack_path(self.pack_id))
 
 
-def read_record(repo: Repository, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:
+def read_record(repo: RepositoryDir, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:
     """The object record at `offset` of a pack; ObjectMissing/DataCorrupted name both."""
     name, pack = oid.hex(), pack_id.hex()
     try:
@@ -86,7 +86,7 @@ def read_record(repo: Repository, oid: bytes, pack_id: bytes, offset: int, lengt
 
 
 def record_problem(
-    repo: Repository, oid: bytes, pack_id: bytes, offset: int, length: int
+    repo: RepositoryDir, oid: bytes, pack_id: bytes, offset: int, length: int
 ) -> str | None:
     """A cheap check (header, id and sizes, no data read): None, or what is wrong."""
     name, pack = oid.hex(), pack_id.hex()

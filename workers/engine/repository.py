@@ -1,6 +1,8 @@
-"""The repository on disk: its layout, configuration, keys, packs, locks and running operations.
+"""The repository directory itself: opening or creating it, its config and keys, its paths.
 
-See docs/repository-format.md for the format and the reasoning behind the lock protocol.
+What lives inside belongs to other modules: pack files to `packs`, point files to `points`,
+the running operations under `tmp/` to `operations`, the `lock` and `turnstile` files to
+`locks`. See docs/repository-format.md, "Layout".
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ FORMAT = 1
 DEFAULT_BLOCK_SIZE = 512 * 1024
 
 
-class Repository:
-    """A repository: `config`, `keys`, `packs/`, `points/`, `tmp/`, `lock`, `turnstile`."""
+class RepositoryDir:
+    """A repository directory: `config`, `keys`, `packs/`, `points/`, `tmp/`, `lock`, `turnstile`.
+
+    Named apart from the service's `Repository` model (a database row that names a directory).
+    """
 
     def __init__(self, root: Path, config: dict):
         self.root = root
@@ -34,7 +39,7 @@ class Repository:
         self.tmp_dir = root / "tmp"
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Repository:
+    def open(cls, path: str | os.PathLike) -> RepositoryDir:
         root = Path(path).absolute()
         try:
             config = json.loads((root / "config").read_bytes())
@@ -51,7 +56,7 @@ class Repository:
     @classmethod
     def open_or_create(
         cls, path: str | os.PathLike, block_size: int = DEFAULT_BLOCK_SIZE
-    ) -> Repository:
+    ) -> RepositoryDir:
         """Open the repository at `path`, creating it (and the directory) when absent."""
         root = Path(path).absolute()
         if (root / "config").exists():
