@@ -32,8 +32,8 @@ from workers.engine.errors import (
     KeyMissing,
     PointNotFound,
     SourceError,
-    StorageError,
     TargetError,
+    storage_errors,
 )
 from workers.engine.fs import fsync_dir
 from workers.engine.keys import RepositoryKeys, resolve_master_key
@@ -120,20 +120,6 @@ def _now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _storage_errors(action: str):
-    """Turn OS errors on the repository side into one-sentence StorageErrors."""
-
-    @contextlib.contextmanager
-    def guard():
-        try:
-            yield
-        except OSError as error:
-            where = f" ({error.filename})" if error.filename else ""
-            raise StorageError(f"{action} failed: {error.strerror}{where}.") from None
-
-    return guard()
 
 
 def _check_job(job: str) -> None:
@@ -289,7 +275,7 @@ def backup(
     master = resolve_master_key(master_key) if encryption else None
     if encryption and master is None:
         raise KeyMissing("Encrypted backups need a master key (set ZDM_MASTER_KEY).")
-    with _storage_errors("Opening the repository"):
+    with storage_errors("Opening the repository"):
         repo = RepositoryDir.open_or_create(repo_path)
         keys = repo.load_keys(master, create=True) if encryption else None
     if kind == "directory":
@@ -300,7 +286,7 @@ def backup(
     cancel = CancelCheck(should_cancel)
 
     with (
-        _storage_errors("Writing to the repository"),
+        storage_errors("Writing to the repository"),
         Operation(repo, "backup", limiter) as op,
         contextlib.ExitStack() as cleanup,
     ):
@@ -450,7 +436,7 @@ def restore(
     repo = RepositoryDir.open(repo_path)
     target = os.path.abspath(os.fspath(target))
     with (
-        _storage_errors("The restore"),
+        storage_errors("The restore"),
         PointFile(repo.point_path(point_id)) as point,
         Operation(repo, "restore") as op,
     ):
@@ -617,7 +603,7 @@ def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None
 def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[RecoveryPoint]:
     """The recovery points in the repository (of `job` if given), oldest first."""
     repo = RepositoryDir.open(repo_path)
-    with _storage_errors("Reading the repository"):
+    with storage_errors("Reading the repository"):
         return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
 
 
@@ -626,7 +612,7 @@ def point_ids(repo_path: str | os.PathLike) -> set[str]:
     a point that is not here is gone). NotARepository when the path holds no repository
     (an unmounted share must not make every point look deleted)."""
     repo = RepositoryDir.open(repo_path)
-    with _storage_errors("Reading the repository"):
+    with storage_errors("Reading the repository"):
         return set(repo.point_ids())
 
 
@@ -657,7 +643,7 @@ def verify(
     else:
         point_ids = repo.point_ids()
     checker = _Verifier(repo, master_key, percent, expected or {})
-    with _storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
+    with storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
         checker.pool = pool
         for pid in point_ids:
             checker.check_point(pid)
@@ -887,7 +873,7 @@ def prune(
     try:
         lock.exclusive(lock_timeout)
         try:
-            with _storage_errors("Pruning the repository"):
+            with storage_errors("Pruning the repository"):
                 clean_leftovers(repo)
                 running = live_operations(repo)
                 points = _points_of(repo, job)
