@@ -38,8 +38,8 @@ from workers.engine.errors import (
     StorageError,
     TargetError,
 )
+from workers.engine.history import PointInfo
 from workers.engine.keys import generate_master_key
-from workers.engine.points import RecoveryPoint
 from workers.engine.settings import MASTER_KEY_ENV
 
 __all__ = [
@@ -55,9 +55,9 @@ __all__ = [
     "ObjectMissing",
     "OperationCanceled",
     "PointExists",
+    "PointInfo",
     "PointNotFound",
     "PruneReport",
-    "RecoveryPoint",
     "RepositoryLocked",
     "RestoreCanceled",
     "RestoreResult",

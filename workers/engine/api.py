@@ -11,7 +11,6 @@ import errno
 import functools
 import os
 import random
-import re
 import secrets
 import shutil
 import stat
@@ -36,6 +35,14 @@ from workers.engine.errors import (
     storage_errors,
 )
 from workers.engine.fs import fsync_dir
+from workers.engine.history import (
+    check_job,
+    check_point_id,
+    list_points,
+    new_point_id,
+    ordered_points,
+    point_ids,
+)
 from workers.engine.keys import RepositoryKeys, resolve_master_key
 from workers.engine.locks import RepositoryLock
 from workers.engine.objects import ObjectCodec, decode_object
@@ -46,15 +53,12 @@ from workers.engine.points import (
     ZERO_ENTRY,
     PointFile,
     PointWriter,
-    RecoveryPoint,
-    read_meta,
 )
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
 from workers.engine.ratelimit import make_limiter
 from workers.engine.repository import RepositoryDir
 
 MODES = ("full", "incremental")
-_POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 
 @dataclass(frozen=True)
@@ -122,34 +126,10 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _check_job(job: str) -> None:
-    if not job or not job.strip() or any(ord(c) < 32 for c in job) or len(job) > 255:
-        raise InvalidArgument("The job name must be 1-255 printable characters.")
-
-
 def _load_keys_for(repo: RepositoryDir, encrypted: bool, master_key) -> RepositoryKeys | None:
     if not encrypted:
         return None
     return repo.load_keys(resolve_master_key(master_key))
-
-
-def _point_order(meta: dict) -> tuple:
-    """Points of a job in the order they were made: by sequence, never by a clock. Points made
-    before sequences existed have none and come first, by their start time."""
-    return (meta.get("sequence", 0), meta["created_at"], meta["id"])
-
-
-def _points_of(repo: RepositoryDir, job: str | None = None) -> list[dict]:
-    metas = []
-    for point_id in repo.point_ids():
-        try:
-            meta = read_meta(repo.point_path(point_id))
-        except (DataCorrupted, PointNotFound):
-            continue
-        if job is None or meta["job"] == job:
-            metas.append(meta)
-    metas.sort(key=_point_order)
-    return metas
 
 
 def _usable_parent(
@@ -181,19 +161,6 @@ def _usable_parent(
     return None
 
 
-def _new_point_id(repo: RepositoryDir, created: datetime) -> str:
-    """`YYYYMMDDTHHMMSSZ-xxxxxx`: well-formed whatever year the clock says, and not the id of
-    any existing point (a clock stepped back may repeat a second)."""
-    stamp = (
-        f"{created.year:04d}{created.month:02d}{created.day:02d}T"
-        f"{created.hour:02d}{created.minute:02d}{created.second:02d}Z-"
-    )
-    while True:
-        point_id = stamp + secrets.token_hex(3)
-        if not repo.point_path(point_id).exists():
-            return point_id
-
-
 NEWEST = "newest"  # `backup(parent=...)`: build on the job's newest point in the repository
 
 
@@ -204,7 +171,7 @@ def _job_history(repo: RepositoryDir, job: str, parent: str | None) -> tuple[dic
     lock = RepositoryLock(repo.root)
     try:
         with lock.held():
-            points = _points_of(repo, job)
+            points = ordered_points(repo, job)
     finally:
         lock.close()
     sequence = 1 + max((meta.get("sequence", 0) for meta in points), default=0)
@@ -249,7 +216,7 @@ def backup(
     A parent that is missing, unusable or does not match its digest means a full.
     """
     started = time.monotonic()
-    _check_job(job)
+    check_job(job)
     if mode not in MODES:
         raise InvalidArgument(f"Unknown mode {mode!r}; use full or incremental.")
     compression = None if compression in (None, "", "none") else compression
@@ -290,7 +257,7 @@ def backup(
         Operation(repo, "backup", limiter) as op,
         contextlib.ExitStack() as cleanup,
     ):
-        point_id = _new_point_id(repo, created)
+        point_id = new_point_id(repo, created)
         newest, sequence = _job_history(repo, job, parent)
         parent = (
             _usable_parent(repo, newest, keys, kind, compression, parent_digest)
@@ -405,11 +372,6 @@ def _backup_directory_source(
     }
 
 
-def _check_point_id(point_id: str) -> None:
-    if not _POINT_ID.match(point_id or ""):
-        raise PointNotFound(f"Recovery point {point_id} does not exist (malformed id).")
-
-
 def restore(
     repo_path: str | os.PathLike,
     point_id: str,
@@ -432,7 +394,7 @@ def restore(
     like borg and restic, which leave that flush to the operating system.
     """
     started = time.monotonic()
-    _check_point_id(point_id)
+    check_point_id(point_id)
     repo = RepositoryDir.open(repo_path)
     target = os.path.abspath(os.fspath(target))
     with (
@@ -600,22 +562,6 @@ def _restore_to_file(repo, meta, keys, table, target, run, cancel, sync) -> None
         os.close(parent)
 
 
-def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[RecoveryPoint]:
-    """The recovery points in the repository (of `job` if given), oldest first."""
-    repo = RepositoryDir.open(repo_path)
-    with storage_errors("Reading the repository"):
-        return [RecoveryPoint.from_meta(meta) for meta in _points_of(repo, job)]
-
-
-def point_ids(repo_path: str | os.PathLike) -> set[str]:
-    """The ids of every point file the repository holds, readable or not (reconciliation:
-    a point that is not here is gone). NotARepository when the path holds no repository
-    (an unmounted share must not make every point look deleted)."""
-    repo = RepositoryDir.open(repo_path)
-    with storage_errors("Reading the repository"):
-        return set(repo.point_ids())
-
-
 def verify(
     repo_path: str | os.PathLike,
     point_id: str | None = None,
@@ -636,7 +582,7 @@ def verify(
     percent = _read_data_percent(read_data)
     repo = RepositoryDir.open(repo_path)
     if point_id is not None:
-        _check_point_id(point_id)
+        check_point_id(point_id)
         if not repo.point_path(point_id).exists():
             raise PointNotFound(f"Recovery point {point_id} does not exist.")
         point_ids = [point_id]
@@ -864,7 +810,7 @@ def prune(
     started deleting, it always returns its report: `removed_points` are exactly the point
     files it deleted, and `problems` says why garbage was left, if any was.
     """
-    _check_job(job)
+    check_job(job)
     if keep < 0:
         raise InvalidArgument("The number of points to keep must be zero or more.")
     repo = RepositoryDir.open(repo_path)
@@ -876,7 +822,7 @@ def prune(
             with storage_errors("Pruning the repository"):
                 clean_leftovers(repo)
                 running = live_operations(repo)
-                points = _points_of(repo, job)
+                points = ordered_points(repo, job)
             if order is not None:
                 points = _in_caller_order(points, order, report)
             _remove_points(repo, points, keep, running, report)

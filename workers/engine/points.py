@@ -29,7 +29,6 @@ import json
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from workers.engine import fs
@@ -44,34 +43,6 @@ ENTRY = struct.Struct(">32s16sQI4x")
 ENTRY_SIZE = ENTRY.size  # 64
 ZERO_ENTRY = bytes(ENTRY_SIZE)
 _BUFFER = 1 << 20
-
-
-@dataclass(frozen=True)
-class RecoveryPoint:
-    """What `list_points` returns for each point (the point file's metadata)."""
-
-    id: str
-    job: str
-    kind: str  # "block" (directory sources later)
-    mode: str  # "full" | "incremental"
-    parent: str | None
-    created_at: str  # UTC ISO 8601, when the backup started
-    finished_at: str
-    source: str
-    source_size: int
-    stored_size: int  # bytes of new objects this point added to the repository
-    compression: str | None
-    encrypted: bool
-    block_size: int
-    block_count: int
-    sequence: int = 0  # order among the job's points; 0 for points made before sequences
-
-    @classmethod
-    def from_meta(cls, meta: dict) -> RecoveryPoint:
-        return cls(**{name: meta[name] for name in cls.__dataclass_fields__ if name in meta})
-
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def _checksum(keys: RepositoryKeys | None):
