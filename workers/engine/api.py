@@ -1,7 +1,23 @@
-"""The engine's operations: backup, restore, list_points, verify, prune.
+"""What the engine can do: the operations the command line and the Celery agent call.
 
-These are what the command line and the Celery agent call. Every failure is an `EngineError`
-whose message is one sentence; see `workers.engine.errors`.
+| operation | module | what it does | returns |
+|---|---|---|---|
+| `backup` | `backup.py` | reads a device, image file or directory into a new recovery point (full or incremental) | `BackupResult` |
+| `restore` | `restore.py` | writes a point's data to a file, a device or an empty directory | `RestoreResult` |
+| `list_points` | `history.py` | the points of the repository (or of one job), oldest first | `list[PointInfo]` |
+| `point_ids` | `history.py` | the id of every point file present, readable or not | `set[str]` |
+| `verify` | `verify.py` | checks point files and the objects they need, reading a share of them in full | `VerifyReport` |
+| `prune` | `prune.py` | keeps a job's newest points, deletes the rest and every pack nothing needs | `PruneReport` |
+
+What they stand on: `repository.py` (the directory, its config and keys), `points.py` (point
+files), `packs.py` and `objects.py` (stored data), `block.py` and `directory.py` (the two kinds
+of source), `operations.py` (working directories and claims), `locks.py`, `fs.py`,
+`settings.py` (the environment variables), `errors.py`. The format is docs/repository-format.md.
+
+Every failure is an `EngineError` whose message is one sentence; see `workers.engine.errors`.
+The package `workers.engine` exports the same names. There, `workers.engine.backup` (like
+`restore`, `verify` and `prune`) is the function, not its module: import from the module
+(`from workers.engine.backup import NEWEST`) or use `importlib.import_module` to reach it.
 """
 
 from __future__ import annotations

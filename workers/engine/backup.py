@@ -36,10 +36,9 @@ from workers.engine.points import PointFile, PointWriter
 from workers.engine.progress import CancelCheck, Progress, ProgressCallback
 from workers.engine.ratelimit import make_limiter
 from workers.engine.repository import RepositoryDir
+from workers.engine.settings import MASTER_KEY_ENV
 
 MODES = ("full", "incremental")
-
-
 NEWEST = "newest"  # `backup(parent=...)`: build on the job's newest point in the repository
 
 
@@ -113,7 +112,7 @@ def backup(
 
     master = resolve_master_key(master_key) if encryption else None
     if encryption and master is None:
-        raise KeyMissing("Encrypted backups need a master key (set ZDM_MASTER_KEY).")
+        raise KeyMissing(f"Encrypted backups need a master key (set {MASTER_KEY_ENV}).")
     with storage_errors("Opening the repository"):
         repo = RepositoryDir.open_or_create(repo_path)
         keys = repo.load_keys(master, create=True) if encryption else None
@@ -300,6 +299,7 @@ def _backup_directory_source(
 
 
 def _now() -> datetime:
+    """The clock that names points and stamps their times (never orders them)."""
     return datetime.now(UTC)
 
 

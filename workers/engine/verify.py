@@ -29,6 +29,7 @@ from workers.engine.keys import RepositoryKeys, resolve_master_key
 from workers.engine.objects import decode_object
 from workers.engine.points import ENTRY, ZERO_ENTRY, PointFile
 from workers.engine.repository import RepositoryDir
+from workers.engine.settings import MASTER_KEY_ENV
 
 
 @dataclass
@@ -122,7 +123,7 @@ class _Verifier:
             master = resolve_master_key(self.master_key)
             if master is None:
                 raise KeyMissing(
-                    "Verifying encrypted points needs the master key (set ZDM_MASTER_KEY)."
+                    f"Verifying encrypted points needs the master key (set {MASTER_KEY_ENV})."
                 )
             self._keys.append(self.repo.load_keys(master))
         return self._keys[0]
