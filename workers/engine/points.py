@@ -1,4 +1,4 @@
-"""Point files: the index of one recovery point, written once and published by a rename.
+"""Point files: the index of one recovery point, written once and published by a hard link.
 
 Layout (integers big-endian):
 
@@ -199,12 +199,6 @@ def read_meta(path: Path) -> dict:
     """The metadata of a point file (without checking the checksum: that reads the whole file)."""
     with PointFile(path) as point:
         return point.meta
-
-
-def check_point_file(path: Path, keys: RepositoryKeys | None) -> None:
-    """Recompute the checksum of a whole point file; DataCorrupted when it does not match."""
-    with PointFile(path) as point:
-        point.check(keys)
 
 
 def iter_table(point: Path | PointFile) -> Iterator[bytes]:
