@@ -48,19 +48,20 @@ class PointInfo:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-_POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[PointInfo]:
+    """The recovery points in the repository (of `job` if given), oldest first."""
+    repo = RepositoryDir.open(repo_path)
+    with storage_errors("Reading the repository"):
+        return [PointInfo.from_meta(meta) for meta in ordered_points(repo, job)]
 
 
-def check_job(job: str) -> None:
-    """InvalidArgument unless `job` can name a job."""
-    if not job or not job.strip() or any(ord(c) < 32 for c in job) or len(job) > 255:
-        raise InvalidArgument("The job name must be 1-255 printable characters.")
-
-
-def _point_order(meta: dict) -> tuple:
-    """Points of a job in the order they were made: by sequence, never by a clock. Points made
-    before sequences existed have none and come first, by their start time."""
-    return (meta.get("sequence", 0), meta["created_at"], meta["id"])
+def point_ids(repo_path: str | os.PathLike) -> set[str]:
+    """The ids of every point file the repository holds, readable or not (reconciliation:
+    a point that is not here is gone). NotARepository when the path holds no repository
+    (an unmounted share must not make every point look deleted)."""
+    repo = RepositoryDir.open(repo_path)
+    with storage_errors("Reading the repository"):
+        return set(repo.point_ids())
 
 
 def ordered_points(repo: RepositoryDir, job: str | None = None) -> list[dict]:
@@ -75,6 +76,15 @@ def ordered_points(repo: RepositoryDir, job: str | None = None) -> list[dict]:
             metas.append(meta)
     metas.sort(key=_point_order)
     return metas
+
+
+def _point_order(meta: dict) -> tuple:
+    """Points of a job in the order they were made: by sequence, never by a clock. Points made
+    before sequences existed have none and come first, by their start time."""
+    return (meta.get("sequence", 0), meta["created_at"], meta["id"])
+
+
+_POINT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 
 def new_point_id(repo: RepositoryDir, created: datetime) -> str:
@@ -96,17 +106,7 @@ def check_point_id(point_id: str) -> None:
         raise PointNotFound(f"Recovery point {point_id} does not exist (malformed id).")
 
 
-def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[PointInfo]:
-    """The recovery points in the repository (of `job` if given), oldest first."""
-    repo = RepositoryDir.open(repo_path)
-    with storage_errors("Reading the repository"):
-        return [PointInfo.from_meta(meta) for meta in ordered_points(repo, job)]
-
-
-def point_ids(repo_path: str | os.PathLike) -> set[str]:
-    """The ids of every point file the repository holds, readable or not (reconciliation:
-    a point that is not here is gone). NotARepository when the path holds no repository
-    (an unmounted share must not make every point look deleted)."""
-    repo = RepositoryDir.open(repo_path)
-    with storage_errors("Reading the repository"):
-        return set(repo.point_ids())
+def check_job(job: str) -> None:
+    """InvalidArgument unless `job` can name a job."""
+    if not job or not job.strip() or any(ord(c) < 32 for c in job) or len(job) > 255:
+        raise InvalidArgument("The job name must be 1-255 printable characters.")

@@ -48,7 +48,8 @@ def restore(
     expected_digest: str | None = None,
     require_encrypted: bool = False,
 ) -> RestoreResult:
-    """Write the data of `point_id` to `target` (a file, created or replaced, or a device).
+    """Write the data of `point_id` to `target`: for a block point a file (created or replaced)
+    or a device, for a directory point an absent or empty directory.
 
     `expected_digest`: the digest recorded when the point was made (`BackupResult.digest`); a
     point file that does not match it is refused. `require_encrypted`: refuse a point that is
