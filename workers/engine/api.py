@@ -1,13 +1,17 @@
 """What the engine can do: the operations the command line and the Celery agent call.
 
-| operation | module | what it does | returns |
-|---|---|---|---|
-| `backup` | `backup.py` | reads a device, image file or directory into a new recovery point (full or incremental) | `BackupResult` |
-| `restore` | `restore.py` | writes a point's data to a file, a device or an empty directory | `RestoreResult` |
-| `list_points` | `history.py` | the points of the repository (or of one job), oldest first | `list[PointInfo]` |
-| `point_ids` | `history.py` | the id of every point file present, readable or not | `set[str]` |
-| `verify` | `verify.py` | checks point files and the objects they need, reading a share of them in full | `VerifyReport` |
-| `prune` | `prune.py` | keeps a job's newest points, deletes the rest and every pack nothing needs | `PruneReport` |
+    operation    module       what it does                                       returns
+    backup       backup.py    backs up a device, image file or directory into a  BackupResult
+                              new recovery point (full or incremental)
+    restore      restore.py   writes a point's data to a file, a device or an    RestoreResult
+                              empty directory
+    list_points  history.py   the points (of one job, or all), oldest first      list[PointInfo]
+    point_ids    history.py   the id of every point file present, readable or    set[str]
+                              not
+    verify       verify.py    checks point files and the objects they need,      VerifyReport
+                              reading a share of the objects in full
+    prune        prune.py     keeps a job's newest points, deletes the others    PruneReport
+                              and every pack nothing needs any more
 
 What they stand on: `repository.py` (the directory, its config and keys), `points.py` (point
 files), `packs.py` and `objects.py` (stored data), `block.py` and `directory.py` (the two kinds

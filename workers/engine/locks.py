@@ -38,6 +38,23 @@ def release(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def try_exclusive(fd: int) -> bool:
+    """Lock `fd` exclusively unless someone holds a lock on it: then False, without waiting."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def create_locked(path: Path) -> int:
+    """Create `path` (it must not exist) and lock it exclusively; returns the descriptor that
+    holds the lock for as long as it stays open (an operation's liveness lock)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def is_held_by_someone(path: str) -> bool:
     """True when some open file holds a lock on `path` (its owner is alive)."""
     try:
@@ -45,12 +62,9 @@ def is_held_by_someone(path: str) -> bool:
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        return not try_exclusive(fd)
     finally:
         os.close(fd)
-    return False
 
 
 class RepositoryLock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import secrets
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from workers.engine import fs
 from workers.engine.errors import PointExists
-from workers.engine.locks import RepositoryLock, is_held_by_someone
+from workers.engine.locks import RepositoryLock, create_locked, is_held_by_someone, try_exclusive
 from workers.engine.packs import PACK_TARGET_SIZE, PackWriter
 from workers.engine.repository import RepositoryDir
 
@@ -44,8 +43,7 @@ class Operation:
         self._lock_path = repo.tmp_dir / f"{self.id}.lock"
         clean_leftovers(repo)
         pending = repo.tmp_dir / f".new-{self.id}.lock"
-        self._owner_fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(self._owner_fd, fcntl.LOCK_EX)
+        self._owner_fd = create_locked(pending)
         os.rename(pending, self._lock_path)
         self.dir.mkdir()
         self._lock = RepositoryLock(repo.root)
@@ -186,9 +184,7 @@ def _clean_dead_operation(lock_path: Path) -> int:
     except FileNotFoundError:
         return 0
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_exclusive(fd):
             return 0  # alive
         shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):

@@ -1,12 +1,17 @@
-"""The engine's settings: every environment variable it reads, and nowhere else.
+"""The engine's settings: every environment variable the engine reads is read here, and only here.
 
-The engine imports neither Flask nor Celery, so it cannot use the service's `config.py`; this
-module is its own, small equivalent.
+The engine imports nothing of the service (neither Flask, Celery nor `config.py`), so it keeps
+its own, small equivalent of `config.py`.
 
-| variable | default | read | what |
-|---|---|---|---|
-| `ZDM_MASTER_KEY` | (none) | at each operation that needs it, unless the caller passes `master_key` | 32 bytes as 64 hex characters or base64: wraps the repository keys of encrypted points (`python -m workers.engine generate-key` makes one) |
-| `ZDM_ENGINE_LOCK_TIMEOUT` | `3600` | once, when the engine is imported | seconds to wait for a repository lock before `RepositoryLocked` (`prune(..., lock_timeout=...)` overrides it) |
+    variable                 default  what
+    ZDM_MASTER_KEY           (none)   the master key: 32 bytes as 64 hex characters or base64;
+                                      it wraps the repository keys of encrypted points. Read at
+                                      each operation that needs it, unless the caller passes
+                                      `master_key`. `python -m workers.engine generate-key`
+                                      makes one.
+    ZDM_ENGINE_LOCK_TIMEOUT  3600     seconds to wait for a repository lock before giving up
+                                      with `RepositoryLocked`; read once, when the engine is
+                                      imported (`prune(..., lock_timeout=...)` overrides it).
 """
 
 from __future__ import annotations
