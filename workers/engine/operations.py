@@ -29,9 +29,8 @@ from workers.engine.repository import RepositoryDir
 class Operation:
     """One running backup or restore: a working directory under tmp/ and the packs it needs.
 
-    The owner holds an exclusive flock on `tmp/<id>.lock` for its whole life; anyone who can take
-    that lock knows the owner is dead and may delete `tmp/<id>/`. The lock file is locked before it
-    gets its visible name, so a live operation is never mistaken for a dead one.
+    The liveness lock file is locked before it gets its visible name, so a live operation is
+    never mistaken for a dead one.
     """
 
     def __init__(self, repo: RepositoryDir, kind: str, limiter=None):
