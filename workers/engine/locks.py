@@ -1,7 +1,8 @@
 """The locks: flock(2) helpers and the repository-wide lock built on them.
 
 flock locks belong to an open file and the kernel drops them when the process dies, so a killed
-backup never leaves a lock behind. See docs/repository-format.md, "Locks and garbage collection".
+backup never leaves a lock behind. See docs/repository-format.md, "Locks and garbage
+collection".
 """
 
 from __future__ import annotations

@@ -51,9 +51,9 @@ def prune(
     sequence numbers decide.
 
     Runs under the exclusive repository lock; running backups keep their objects alive through
-    their claim journals (see docs/repository-format.md, "Garbage collection"). Once it has
-    started deleting, it always returns its report: `removed_points` are exactly the point
-    files it deleted, and `problems` says why garbage was left, if any was.
+    their claim journals (see docs/repository-format.md, "Locks and garbage collection"). Once
+    it has started deleting, it always returns its report: `removed_points` are exactly the
+    point files it deleted, and `problems` says why garbage was left, if any was.
     """
     check_job(job)
     if keep < 0:
