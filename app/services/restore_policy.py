@@ -21,7 +21,7 @@ the repositories and the active runs and restores in the database, and the calle
 cannot see the agent's file system. The agent checks everything again with its own roots and
 served partitions, resolves symbolic links (realpath) on its own file system, looks at what
 exists, at who may change the directories on the way, and at its mount table. The engine then
-writes only through the directory it checked (`workers/engine/api.py`, `_restore_to_file`).
+writes only through the directory it checked (`workers/engine/restore.py`, `_restore_to_file`).
 """
 
 from __future__ import annotations

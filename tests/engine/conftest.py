@@ -1,15 +1,10 @@
 """Fixtures for the backup engine's tests: real image files and repositories in tmp dirs."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) from anywhere
-    sys.path.insert(0, str(ROOT))
-
-from tests.engine.helpers import MIB, write_image  # noqa: E402
+from tests.engine.helpers import MIB, write_image
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from tests.scheduling.test_mail import inbox  # noqa: F401 (a fixture: a real SM
 from tests.scheduling.test_sweep import SHORT_LEASE, short_lease  # noqa: F401 (a fixture)
 from workers import engine
 from workers.agent import parse_partitions
-from workers.engine.repository import Repository
+from workers.engine.locks import RepositoryLock
+from workers.engine.repository import RepositoryDir
 from workers.housekeeping import sweep
 from workers.mail import notify_run_finished
 from workers.runner import run_backup, run_restore
@@ -266,7 +267,7 @@ def test_a_rotation_waiting_for_the_repository_lock_keeps_the_lease(
     real_prune, waited = engine.prune, []
 
     def prune_while_another_holds_the_repository(repository, *args, **kwargs):
-        holder = Repository.open(repository).lock()
+        holder = RepositoryLock(RepositoryDir.open(repository).root)
         holder.exclusive()  # as a long prune of another job would, for three leases
         threading.Timer(3 * SHORT_LEASE, lambda: (holder.release(), holder.close())).start()
         started = time.monotonic()

@@ -1,15 +1,18 @@
-"""The ZDM backup engine: block (and later directory) backups into a local repository.
+"""The ZDM backup engine: block devices, image files and directories backed up into a local
+repository, restored, verified and pruned.
 
-It imports neither Flask nor Celery. Use it from Python::
+It imports neither Flask, Celery, SQLAlchemy nor the service's `app`. Use it from Python::
 
     from workers.engine import backup, restore, list_points, verify, prune
 
-or from the command line: `python -m workers.engine --help`.
-The repository format is described in docs/repository-format.md.
+or from the command line: `python -m workers.engine --help`. `workers/engine/api.py` lists the
+operations and the module of each; the repository format is docs/repository-format.md; the
+environment variables it reads are in `workers/engine/settings.py`.
 """
 
 from workers.engine.api import (
     BackupResult,
+    PointInfo,
     PruneReport,
     RestoreResult,
     VerifyReport,
@@ -38,8 +41,8 @@ from workers.engine.errors import (
     StorageError,
     TargetError,
 )
-from workers.engine.keys import MASTER_KEY_ENV, generate_master_key
-from workers.engine.points import RecoveryPoint
+from workers.engine.keys import generate_master_key
+from workers.engine.settings import MASTER_KEY_ENV
 
 __all__ = [
     "MASTER_KEY_ENV",
@@ -54,9 +57,9 @@ __all__ = [
     "ObjectMissing",
     "OperationCanceled",
     "PointExists",
+    "PointInfo",
     "PointNotFound",
     "PruneReport",
-    "RecoveryPoint",
     "RepositoryLocked",
     "RestoreCanceled",
     "RestoreResult",

@@ -17,6 +17,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from workers.engine import packs
 from workers.engine.errors import (
     BackupCanceled,
     RestoreCanceled,
@@ -169,7 +170,7 @@ def restore_blocks(
 
     def load(entry: bytes, length: int) -> bytes:
         oid, pack_id, offset, record_length = ENTRY.unpack(entry)
-        record = repo.read_record(oid, pack_id, offset, record_length)
+        record = packs.read_record(repo, oid, pack_id, offset, record_length)
         return decode_object(record, oid, keys, length)
 
     zero = bytes(block_size)

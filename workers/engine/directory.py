@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from workers.engine import packs
 from workers.engine.block import IN_FLIGHT, WORKERS, BlockStore, restore_blocks, tune_allocator
 from workers.engine.errors import (
     BackupCanceled,
@@ -161,7 +162,7 @@ class TreeReader:
             oid, pack_id, offset, length = ENTRY.unpack(entry)
             expected = min(block_size, size - index * block_size)
             chunk = decode_object(
-                repo.read_record(oid, pack_id, offset, length), oid, keys, expected
+                packs.read_record(repo, oid, pack_id, offset, length), oid, keys, expected
             )
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()

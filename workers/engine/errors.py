@@ -1,7 +1,10 @@
 """The engine's exceptions: one type per kind of failure, each with a one-sentence message.
 
 Callers (the command line, the Celery agent) catch `EngineError` and show `str(error)`.
+`storage_errors` turns the operating system's errors on the repository side into one.
 """
+
+import contextlib
 
 
 class EngineError(Exception):
@@ -70,3 +73,13 @@ class RestoreCanceled(OperationCanceled):
 
 class StorageError(EngineError):
     """Reading or writing the repository failed (disk full, permissions, I/O error)."""
+
+
+@contextlib.contextmanager
+def storage_errors(action: str):
+    """Turn OS errors on the repository side into one-sentence StorageErrors."""
+    try:
+        yield
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise StorageError(f"{action} failed: {error.strerror}{where}.") from None

@@ -12,13 +12,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 
 from workers.engine.errors import KeyInvalid, KeyMissing
+from workers.engine.settings import MASTER_KEY_ENV, master_key_text
 
-MASTER_KEY_ENV = "ZDM_MASTER_KEY"
 KEY_BYTES = 32
 _WRAP_AAD = b"zdm-repository-keys-v1:"
 
@@ -54,7 +53,7 @@ def parse_master_key(value: str | bytes) -> bytes:
 def resolve_master_key(master_key: str | bytes | None) -> bytes | None:
     """The explicit key if given, else the one in `ZDM_MASTER_KEY`, else None."""
     if master_key is None:
-        master_key = os.environ.get(MASTER_KEY_ENV) or None
+        master_key = master_key_text()
     return None if master_key is None else parse_master_key(master_key)
 
 

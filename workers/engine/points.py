@@ -1,4 +1,4 @@
-"""Point files: the index of one recovery point, written once and published by a rename.
+"""Point files: the index of one recovery point, written once and published by a hard link.
 
 Layout (integers big-endian):
 
@@ -29,12 +29,11 @@ import json
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from workers.engine import fs
 from workers.engine.errors import DataCorrupted, PointNotFound
 from workers.engine.keys import RepositoryKeys
-from workers.engine.repository import _write_all, write_limited
 
 MAGIC = b"ZDMPOINT"
 VERSION = 1
@@ -44,34 +43,6 @@ ENTRY = struct.Struct(">32s16sQI4x")
 ENTRY_SIZE = ENTRY.size  # 64
 ZERO_ENTRY = bytes(ENTRY_SIZE)
 _BUFFER = 1 << 20
-
-
-@dataclass(frozen=True)
-class RecoveryPoint:
-    """What `list_points` returns for each point (the point file's metadata)."""
-
-    id: str
-    job: str
-    kind: str  # "block" (directory sources later)
-    mode: str  # "full" | "incremental"
-    parent: str | None
-    created_at: str  # UTC ISO 8601, when the backup started
-    finished_at: str
-    source: str
-    source_size: int
-    stored_size: int  # bytes of new objects this point added to the repository
-    compression: str | None
-    encrypted: bool
-    block_size: int
-    block_count: int
-    sequence: int = 0  # order among the job's points; 0 for points made before sequences
-
-    @classmethod
-    def from_meta(cls, meta: dict) -> RecoveryPoint:
-        return cls(**{name: meta[name] for name in cls.__dataclass_fields__ if name in meta})
-
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def _checksum(keys: RepositoryKeys | None):
@@ -100,7 +71,7 @@ class PointWriter:
 
     def _flush(self) -> None:
         self._sum.update(self._buffer)
-        write_limited(self._fd, self._buffer, self._limiter)
+        fs.write_limited(self._fd, self._buffer, self._limiter)
         self.size += len(self._buffer)
         self._buffer = bytearray()
 
@@ -114,7 +85,7 @@ class PointWriter:
         self._flush()
         digest = self._sum.digest()
         self.digest = digest.hex()
-        _write_all(self._fd, digest)
+        fs.write_all(self._fd, digest)
         self.size += len(digest)
         os.fsync(self._fd)
         self.close()
@@ -228,12 +199,6 @@ def read_meta(path: Path) -> dict:
     """The metadata of a point file (without checking the checksum: that reads the whole file)."""
     with PointFile(path) as point:
         return point.meta
-
-
-def check_point_file(path: Path, keys: RepositoryKeys | None) -> None:
-    """Recompute the checksum of a whole point file; DataCorrupted when it does not match."""
-    with PointFile(path) as point:
-        point.check(keys)
 
 
 def iter_table(point: Path | PointFile) -> Iterator[bytes]:

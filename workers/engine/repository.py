@@ -1,204 +1,33 @@
-"""The repository on disk: its layout, configuration, keys, packs, locks and running operations.
+"""The repository directory itself: opening or creating it, its config and keys, its paths.
 
-See docs/repository-format.md for the format and the reasoning behind the lock protocol.
+What lives inside belongs to other modules: pack files to `packs`, point files to `points`,
+the running operations under `tmp/` to `operations`, the `lock` and `turnstile` files to
+`locks`. See docs/repository-format.md, "Layout".
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
 import json
 import os
-import queue
 import secrets
-import shutil
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workers.engine import locking
-from workers.engine.errors import DataCorrupted, NotARepository, ObjectMissing, PointExists
+from workers.engine import fs
+from workers.engine.errors import NotARepository
 from workers.engine.keys import RepositoryKeys, unwrap_keys, wrap_keys
-from workers.engine.objects import RECORD_PREFIX, parse_prefix
+from workers.engine.packs import PACK_ID_SIZE
 
 FORMAT = 1
 DEFAULT_BLOCK_SIZE = 512 * 1024
-PACK_TARGET_SIZE = 16 * 1024 * 1024  # a pack is closed once it reaches this size
-PACK_MAGIC = b"ZDMPACK1"
-PACK_ID_SIZE = 16
-WRITE_PIECE = 1024 * 1024
-FLUSH_STEP = 4 * 1024 * 1024  # pack bytes handed to the flusher at a time
-EARLY_WRITEBACK = True
 
 
-def _write_all(fd: int, data) -> None:
-    """Every byte of packs, point files, config and keys goes through here (tests observe it)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+class RepositoryDir:
+    """A repository directory: `config`, `keys`, `packs/`, `points/`, `tmp/`, `lock`, `turnstile`.
 
-
-def write_limited(fd: int, data, limiter) -> None:
-    """Write `data`, in pieces small enough for the rate limiter's burst."""
-    view = memoryview(data)
-    piece = WRITE_PIECE if limiter is None else limiter.piece_size
-    for start in range(0, len(view), piece):
-        chunk = view[start : start + piece]
-        if limiter is not None:
-            limiter.acquire(len(chunk))
-        _write_all(fd, chunk)
-
-
-def fsync_dir(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file_atomically(path: Path, data: bytes, exclusive: bool) -> bool:
-    """Write `path` via a fsync'd temp file. With `exclusive`, keep an existing file (False)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    fsync_dir(path.parent)
-    return True
-
-
-_libc = None
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _libc_handle():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        if hasattr(_libc, "sync_file_range"):
-            _libc.sync_file_range.argtypes = [
-                ctypes.c_int,
-                ctypes.c_int64,
-                ctypes.c_int64,
-                ctypes.c_uint,
-            ]
-    return _libc
-
-
-class Flusher:
-    """A background thread that starts the writeback of finished pack ranges.
-
-    The final sync of a backup then finds little left to write: the disk works while the CPUs
-    hash and compress. sync_file_range only starts writeback (it does not wait and promises
-    nothing); durability still comes from the sync before a point is published.
+    Named apart from the service's `Repository` model (a database row that names a directory).
     """
-
-    def __init__(self):
-        function = getattr(_libc_handle(), "sync_file_range", None) if EARLY_WRITEBACK else None
-        self._function = function
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = None
-        if function is not None:
-            self._thread = threading.Thread(target=self._run, name="zdm-flush", daemon=True)
-            self._thread.start()
-
-    def submit(self, fd: int, offset: int, length: int) -> None:
-        if self._thread is not None:
-            self._queue.put((os.dup(fd), offset, length))
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fd, offset, length = item
-            try:
-                self._function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-            finally:
-                os.close(fd)
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-
-def _syncfs(path: Path) -> None:
-    """Make everything written on the repository's filesystem durable, in one call."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        libc = _libc_handle()
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
-class RepositoryLock:
-    """The repository-wide lock: shared by claims and publications, exclusive for collection.
-
-    `turnstile` gives the exclusive side priority: a collector holds it while it waits, so new
-    shared holders queue behind it instead of starving it.
-    """
-
-    def __init__(self, root: Path):
-        self._lock_fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self._turnstile_fd = os.open(root / "turnstile", os.O_RDWR | os.O_CREAT, 0o600)
-        self._holds_turnstile = False
-
-    def shared(self, timeout: float | None = None) -> None:
-        locking.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
-        try:
-            locking.acquire(self._lock_fd, fcntl.LOCK_SH, "the repository", timeout)
-        finally:
-            locking.release(self._turnstile_fd)
-
-    def exclusive(self, timeout: float | None = None) -> None:
-        locking.acquire(self._turnstile_fd, fcntl.LOCK_EX, "the repository", timeout)
-        self._holds_turnstile = True
-        try:
-            locking.acquire(self._lock_fd, fcntl.LOCK_EX, "the repository", timeout)
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        locking.release(self._lock_fd)
-        if self._holds_turnstile:
-            locking.release(self._turnstile_fd)
-            self._holds_turnstile = False
-
-    @contextlib.contextmanager
-    def held(self, exclusive: bool = False, timeout: float | None = None):
-        self.exclusive(timeout) if exclusive else self.shared(timeout)
-        try:
-            yield
-        finally:
-            self.release()
-
-    def close(self) -> None:
-        os.close(self._lock_fd)
-        os.close(self._turnstile_fd)
-
-
-class Repository:
-    """A repository: `config`, `keys`, `packs/`, `points/`, `tmp/`, `lock`, `turnstile`."""
 
     def __init__(self, root: Path, config: dict):
         self.root = root
@@ -210,7 +39,7 @@ class Repository:
         self.tmp_dir = root / "tmp"
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Repository:
+    def open(cls, path: str | os.PathLike) -> RepositoryDir:
         root = Path(path).absolute()
         try:
             config = json.loads((root / "config").read_bytes())
@@ -227,7 +56,7 @@ class Repository:
     @classmethod
     def open_or_create(
         cls, path: str | os.PathLike, block_size: int = DEFAULT_BLOCK_SIZE
-    ) -> Repository:
+    ) -> RepositoryDir:
         """Open the repository at `path`, creating it (and the directory) when absent."""
         root = Path(path).absolute()
         if (root / "config").exists():
@@ -258,7 +87,7 @@ class Repository:
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             # Two processes creating the same repository: the first link wins, both use it.
-            _write_file_atomically(root / "config", json.dumps(config, indent=1).encode(), True)
+            fs.write_file_atomically(root / "config", json.dumps(config, indent=1).encode(), True)
         except OSError as error:
             raise NotARepository(
                 f"Cannot create a repository at {root} ({error.strerror})."
@@ -297,271 +126,9 @@ class Repository:
             if master is None:
                 unwrap_keys(None, {}, self.repository_id)  # raises KeyMissing
             record = wrap_keys(master, RepositoryKeys.generate(), self.repository_id)
-            _write_file_atomically(path, json.dumps(record, indent=1).encode(), True)
+            fs.write_file_atomically(path, json.dumps(record, indent=1).encode(), True)
         try:
             record = json.loads(path.read_bytes())
         except FileNotFoundError:
             raise NotARepository(f"Repository {self.root} has no keys file.") from None
         return unwrap_keys(master, record, self.repository_id)
-
-    # --- objects ---------------------------------------------------------------------------
-    def read_record(self, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:
-        """The object record at `offset` of a pack; ObjectMissing/DataCorrupted name both."""
-        name, pack = oid.hex(), pack_id.hex()
-        try:
-            fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
-        except FileNotFoundError:
-            raise ObjectMissing(
-                f"Object {name} is missing: its pack {pack} is not in the repository.", name
-            ) from None
-        try:
-            record = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-        if len(record) != length:
-            raise DataCorrupted(
-                f"Object {name} is truncated: pack {pack} ends before offset {offset + length}.",
-                name,
-            )
-        return record
-
-    def record_is_sound(self, oid: bytes, pack_id: bytes, offset: int, length: int) -> str | None:
-        """A cheap check (header, id and sizes, no data read): None, or what is wrong."""
-        name, pack = oid.hex(), pack_id.hex()
-        try:
-            fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return f"Object {name} is missing: its pack {pack} is not in the repository."
-        try:
-            prefix = os.pread(fd, RECORD_PREFIX, offset)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size < offset + length:
-            return f"Object {name} is truncated: pack {pack} ends before offset {offset + length}."
-        try:
-            _, _, _, payload_len = parse_prefix(prefix, oid)
-        except DataCorrupted as error:
-            return f"{str(error).rstrip('.')} (in pack {pack})."
-        if RECORD_PREFIX + payload_len != length:
-            return f"Object {name} has a damaged length (in pack {pack})."
-        return None
-
-    def sync(self) -> None:
-        _syncfs(self.root)
-
-    # --- operations and leftovers ----------------------------------------------------------
-    def start_operation(self, kind: str, limiter=None) -> Operation:
-        return Operation(self, kind, limiter)
-
-    def lock(self) -> RepositoryLock:
-        return RepositoryLock(self.root)
-
-    def live_operations(self) -> list[Path]:
-        """Working directories of operations whose owner process is alive."""
-        live = []
-        for entry in os.scandir(self.tmp_dir):
-            name = entry.name
-            if (
-                name.endswith(".lock")
-                and not name.startswith(".")
-                and locking.is_held_by_someone(entry.path)
-            ):
-                live.append(self.tmp_dir / entry.name[: -len(".lock")])
-        return live
-
-    def clean_leftovers(self) -> int:
-        """Remove working files of operations whose process died (kill -9, power loss)."""
-        removed = 0
-        now = time.time()
-        for entry in list(os.scandir(self.tmp_dir)):
-            name = entry.name
-            if name.startswith(".new-"):
-                # An owner file not yet locked and renamed; only very old ones are leftovers.
-                with contextlib.suppress(FileNotFoundError):
-                    if now - entry.stat().st_mtime > 60:
-                        os.unlink(entry.path)
-                        removed += 1
-            elif name.endswith(".lock"):
-                removed += self._clean_dead_operation(Path(entry.path))
-            elif (
-                entry.is_dir(follow_symlinks=False) and not (self.tmp_dir / f"{name}.lock").exists()
-            ):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed += 1
-        return removed
-
-    def _clean_dead_operation(self, lock_path: Path) -> int:
-        try:
-            fd = os.open(lock_path, os.O_RDWR)
-        except FileNotFoundError:
-            return 0
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return 0  # alive
-            shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock_path)
-            return 1
-        finally:
-            os.close(fd)
-
-
-class PackWriter:
-    """Appends object records to one pack in the operation's working directory."""
-
-    def __init__(self, op: Operation):
-        self.op = op
-        self.pack_id = secrets.token_bytes(PACK_ID_SIZE)
-        op.register_pack(self.pack_id)
-        self.tmp = op.dir / f"pack-{self.pack_id.hex()}"
-        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self.size = 0
-        self._flushed = 0
-        self._write(PACK_MAGIC)
-
-    def _write(self, data: bytes) -> None:
-        write_limited(self._fd, data, self.op.limiter)
-        self.size += len(data)
-        if self.size - self._flushed >= FLUSH_STEP:
-            self._flush()
-
-    def _flush(self) -> None:
-        self.op.flusher.submit(self._fd, self._flushed, self.size - self._flushed)
-        self._flushed = self.size
-
-    def append(self, record: bytes) -> tuple[bytes, int]:
-        offset = self.size
-        self._write(record)
-        return self.pack_id, offset
-
-    def close(self) -> None:
-        """Finish the pack: start its writeback and give it its place under packs/."""
-        self._flush()
-        os.close(self._fd)
-        os.rename(self.tmp, self.op.repo.pack_path(self.pack_id))
-
-
-class Operation:
-    """One running backup or restore: a working directory under tmp/ and the packs it needs.
-
-    The owner holds an exclusive flock on `tmp/<id>.lock` for its whole life; anyone who can take
-    that lock knows the owner is dead and may delete `tmp/<id>/`. The lock file is locked before it
-    gets its visible name, so a live operation is never mistaken for a dead one.
-    """
-
-    def __init__(self, repo: Repository, kind: str, limiter=None):
-        self.repo = repo
-        self.limiter = limiter
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        self.id = f"{kind}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.dir = repo.tmp_dir / self.id
-        self._lock_path = repo.tmp_dir / f"{self.id}.lock"
-        repo.clean_leftovers()
-        pending = repo.tmp_dir / f".new-{self.id}.lock"
-        self._owner_fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(self._owner_fd, fcntl.LOCK_EX)
-        os.rename(pending, self._lock_path)
-        self.dir.mkdir()
-        self._lock = repo.lock()
-        self._mutex = threading.Lock()
-        self._refs_fd = os.open(self.dir / "refs", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._claimed: dict[bytes, bool] = {}
-        self._writers: dict[int, PackWriter] = {}
-        self._open_writers: list[PackWriter] = []
-        self.flusher = Flusher() if kind == "backup" else None
-        self.closed = False
-
-    def _journal(self, pack_id: bytes, check: bool) -> bool:
-        with self._mutex:
-            known = self._claimed.get(pack_id)
-            if known is not None:
-                return known
-            self._lock.shared()
-            try:
-                _write_all(self._refs_fd, pack_id)
-                present = self.repo.pack_path(pack_id).exists() if check else True
-            finally:
-                self._lock.release()
-            self._claimed[pack_id] = present
-            return present
-
-    def claim_pack(self, pack_id: bytes) -> bool:
-        """Record that this operation needs an existing pack; True when it is there.
-
-        The record is made under the shared repository lock, before the existence check, so a
-        collector (exclusive lock) either sees the record and keeps the pack, or ran before the
-        check and the caller finds the pack missing and stores the data again.
-        """
-        return self._journal(pack_id, check=True)
-
-    def register_pack(self, pack_id: bytes) -> None:
-        """Record a pack this operation is about to create (so prune never deletes it)."""
-        self._journal(pack_id, check=False)
-
-    def store(self, record: bytes) -> tuple[bytes, int]:
-        """Append an object record to this thread's open pack: (pack id, offset)."""
-        key = threading.get_ident()
-        writer = self._writers.get(key)
-        if writer is None or writer.size >= PACK_TARGET_SIZE:
-            if writer is not None:
-                writer.close()
-                with self._mutex:
-                    self._open_writers.remove(writer)
-            writer = PackWriter(self)
-            with self._mutex:
-                self._writers[key] = writer
-                self._open_writers.append(writer)
-        return writer.append(record)
-
-    def close_packs(self) -> None:
-        for writer in self._open_writers:
-            writer.close()
-        self._open_writers.clear()
-        self._writers.clear()
-
-    def mark_restoring(self, point_id: str) -> bool:
-        """Protect `point_id` from prune while it is restored; False if it is already gone."""
-        with self._lock.held():
-            (self.dir / "restoring").write_text(point_id)
-            return self.repo.point_path(point_id).exists()
-
-    def publish_point(self, tmp_point: Path, point_id: str) -> None:
-        """Make a finished point visible: packs durable first, then one link. A link (unlike a
-        rename) never replaces an existing point that happens to have the same id."""
-        self.flusher.close()
-        self.repo.sync()
-        with self._mutex, self._lock.held():
-            try:
-                os.link(tmp_point, self.repo.point_path(point_id))
-            except FileExistsError:
-                raise PointExists(
-                    f"A recovery point named {point_id} appeared while this backup ran; "
-                    f"nothing was published (run the backup again)."
-                ) from None
-            fsync_dir(self.repo.points_dir)
-        os.unlink(tmp_point)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.flusher is not None:
-            self.flusher.close()
-        os.close(self._refs_fd)
-        self._lock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        try:
-            os.unlink(self._lock_path)
-        except OSError as error:
-            if error.errno != errno.ENOENT:
-                raise
-        os.close(self._owner_fd)
-
-    def __enter__(self) -> Operation:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

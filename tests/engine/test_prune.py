@@ -1,8 +1,16 @@
-"""Prune removes exactly the points it reports, and reports them even when it cannot collect
-garbage."""
+"""Prune keeps the newest points asked for, removes exactly the points it reports, and reports
+them even when it cannot collect garbage."""
 
 from tests.engine.helpers import all_packs, run_engine
 from workers.engine import backup, list_points, prune, verify
+
+
+def test_prune_keeps_as_many_points_as_asked(image, repo):
+    ids = [backup(repo, "job", image, "full").point_id for _ in range(3)]
+    assert prune(repo, "job", keep=5).removed_points == []
+    assert prune(repo, "job", keep=2).removed_points == ids[:1]
+    assert [p.id for p in list_points(repo)] == ids[1:]
+    assert verify(repo).unreferenced_packs == 0
 
 
 def test_prune_reports_the_points_it_removed_when_another_point_is_unreadable(image, repo):

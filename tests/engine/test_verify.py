@@ -1,12 +1,24 @@
-"""Damaged or missing data is found by verify and stops a restore with a message naming it."""
+"""Damaged or missing data is found by verify, which names every point that needs it, and stops a
+restore with a message naming it; verify reads in full the share of the objects it is asked to."""
 
+import os
 import struct
 
 import pytest
 
-from tests.engine.helpers import all_packs, sha256
+from tests.engine.helpers import (
+    BLOCK,
+    MIB,
+    all_packs,
+    damage_object,
+    plain_object_id,
+    run_engine,
+    sha256,
+    write_image,
+)
 from workers.engine import (
     DataCorrupted,
+    InvalidArgument,
     ObjectMissing,
     backup,
     restore,
@@ -109,3 +121,55 @@ def test_intact_repository_verifies_and_restores(stored, repo, image, tmp_path):
     assert report.ok and report.points_checked == 1 and report.objects_checked > 0
     restore(repo, stored, tmp_path / "target.img")
     assert sha256(tmp_path / "target.img") == sha256(image)
+
+
+def test_verify_names_each_point_that_needs_a_damaged_object(tmp_path, repo):
+    source = write_image(tmp_path / "disk.img", 4 * MIB, seed=21)
+    full = backup(repo, "job", source, "full").point_id
+    incremental = backup(repo, "job", source, "incremental").point_id  # reuses every block
+    block = source.read_bytes()[:BLOCK]
+    object_id = plain_object_id(block)
+    pack = damage_object(repo, object_id)
+
+    report = verify(repo, read_data=True)
+
+    assert sorted(report.damaged) == sorted(
+        [(full, object_id, pack), (incremental, object_id, pack)]
+    )
+    assert report.unreadable_points == []
+    first, second = sorted([full, incremental])  # verify reads the points in name order
+    assert report.problems == [
+        f"Object {object_id} does not match its id (damaged data) (pack {pack}); "
+        f"needed by points {first}, {second}."
+    ]
+
+
+def test_verify_lists_unreadable_point_files(image, repo):
+    point = backup(repo, "job", image, "full").point_id
+    other = backup(repo, "job", image, "full").point_id
+    path = repo / "points" / point
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    report = verify(repo)
+
+    assert report.unreadable_points == [point] and report.damaged == []
+    assert report.points_checked == 1 and other not in " ".join(report.problems)
+
+
+def test_read_data_takes_a_percent_of_the_objects(tmp_path, repo):
+    source = tmp_path / "random.img"
+    source.write_bytes(os.urandom(40 * BLOCK))  # 40 distinct objects
+    backup(repo, "job", source, "full")
+
+    assert verify(repo, read_data=0).objects_read == 0
+    assert verify(repo, read_data=True).objects_read == 40
+    assert verify(repo, read_data=100).objects_read == 40
+    sampled = verify(repo, read_data=50)
+    assert sampled.objects_checked == 40 and 0 < sampled.objects_read < 40
+    with pytest.raises(InvalidArgument, match="percent from 0 to 100"):
+        verify(repo, read_data=150)
+
+    done = run_engine("verify", "--repo", repo, "--read-data", "25")
+    assert done.returncode == 0 and "checked 1 points and 40 objects (" in done.stdout

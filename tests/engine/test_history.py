@@ -1,13 +1,14 @@
 """The order of a job's points comes from their sequence numbers, never from a clock: a clock
 stepped back changes neither what rotation keeps nor which point an incremental builds on."""
 
+import importlib
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.engine.helpers import rewrite_point, scatter_writes, sha256, write_image
-from workers.engine import api, backup, list_points, prune, restore, verify
+from workers.engine import backup, list_points, prune, restore, verify
 
 MIB = 1024 * 1024
 
@@ -19,7 +20,9 @@ def clock(monkeypatch):
     class Clock:
         now = datetime.now(UTC)
 
-    monkeypatch.setattr(api, "_now", lambda: Clock.now)
+    # the module (the package's attribute `backup` is the function of that name)
+    backup_module = importlib.import_module("workers.engine.backup")
+    monkeypatch.setattr(backup_module, "_now", lambda: Clock.now)
     return Clock
 
 

@@ -6,22 +6,21 @@ import threading
 import time
 
 from tests.engine.helpers import MIB
-from workers.engine import backup, points, repository
+from workers.engine import backup, fs
 from workers.engine.ratelimit import RateLimiter
 
 
 def _record_writes(monkeypatch) -> list[tuple[float, int]]:
     writes: list[tuple[float, int]] = []
     lock = threading.Lock()
-    original = repository._write_all
+    original = fs.write_all
 
     def recording(fd, data):
         original(fd, data)
         with lock:
             writes.append((time.monotonic(), len(data)))
 
-    monkeypatch.setattr(repository, "_write_all", recording)
-    monkeypatch.setattr(points, "_write_all", recording)
+    monkeypatch.setattr(fs, "write_all", recording)
     return writes
 
 

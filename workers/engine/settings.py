@@ -1,0 +1,29 @@
+"""The engine's settings: every environment variable the engine reads is read here, and only here.
+
+The engine imports nothing of the service (neither Flask, Celery nor `config.py`), so it keeps
+its own, small equivalent of `config.py`.
+
+    variable                 default  what
+    ZDM_MASTER_KEY           (none)   the master key: 32 bytes as 64 hex characters or base64;
+                                      it wraps the repository keys of encrypted points. Read at
+                                      each operation that needs it, unless the caller passes
+                                      `master_key`. `python -m workers.engine generate-key`
+                                      makes one.
+    ZDM_ENGINE_LOCK_TIMEOUT  3600     seconds to wait for a repository lock before giving up
+                                      with `RepositoryLocked`; read once, when the engine is
+                                      imported (`prune(..., lock_timeout=...)` overrides it).
+"""
+
+from __future__ import annotations
+
+import os
+
+MASTER_KEY_ENV = "ZDM_MASTER_KEY"
+LOCK_TIMEOUT_ENV = "ZDM_ENGINE_LOCK_TIMEOUT"
+
+LOCK_TIMEOUT = float(os.environ.get(LOCK_TIMEOUT_ENV, "3600"))
+
+
+def master_key_text() -> str | None:
+    """The master key as written in `ZDM_MASTER_KEY`, or None when it is unset or empty."""
+    return os.environ.get(MASTER_KEY_ENV) or None
