@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
 from sqlalchemy import func
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.http import ApiError
@@ -70,7 +71,9 @@ def authenticated_token() -> ApiToken:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized")
     record = db.session.scalar(
-        db.select(ApiToken).where(ApiToken.token_hash == token_digest(token.strip()))
+        db.select(ApiToken)
+        .options(joinedload(ApiToken.user, innerjoin=True))  # one statement for both
+        .where(ApiToken.token_hash == token_digest(token.strip()))
     )
     if record is None or record.revoked_at is not None or record.user.disabled_at is not None:
         raise ApiError(401, "unauthorized")

@@ -60,8 +60,8 @@ class Backups(MethodView):
     @blp.response(200, envelope(list_of(BackupJobSchema, "BackupJobList"), "BackupJobListEnvelope"))
     def get(self, args):
         """List backup jobs, with filters and pagination"""
-        items, pagination = paginate(jobs.filtered_jobs(args), args["page"], args["limit"])
-        return ok({"items": [jobs.job_view(j) for j in items], "pagination": pagination})
+        items, pagination = jobs.list_jobs(args)
+        return ok({"items": items, "pagination": pagination})
 
 
 @blp.route("/<ref>")

@@ -1,6 +1,7 @@
 """Finding things by id or by name, with a 404 that names what is missing."""
 
 from sqlalchemy import func, or_
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.http import ApiError
@@ -48,6 +49,37 @@ def find_server(ref, center: Center | None = None) -> Server:
     if center is not None and server.center_id != center.id:
         raise ApiError(404, "server_not_in_center", ref=ref, center=center.name)
     return server
+
+
+def find_server_in_center(server_ref, center_ref) -> Server:
+    """`find_server(server_ref, find_center(center_ref))` in one statement, with the
+    server's center and partitions loaded; the same 404s, in the same order."""
+    candidates = (
+        db.session.scalars(
+            db.select(Server)
+            .options(joinedload(Server.center, innerjoin=True), joinedload(Server.partitions))
+            .where(by_id_or_name(Server, server_ref))
+        )
+        .unique()
+        .all()
+    )
+    ident = as_id(server_ref)
+    server = next((s for s in candidates if s.id == ident), None) or next(
+        (s for s in candidates if s.name == str(server_ref)), None
+    )
+    if server is not None and _is_center(server.center, center_ref):
+        return server
+    return find_server(server_ref, find_center(center_ref))  # the 404 that applies
+
+
+def _is_center(center: Center, ref) -> bool:
+    """Whether `ref` finds `center` as `find_center` would (an id first, then a name)."""
+    ident = as_id(ref)
+    if center.id == ident:
+        return True
+    if center.name != str(ref):
+        return False
+    return ident is None or db.session.get(Center, ident) is None
 
 
 def find_repository(ref) -> Repository:

@@ -260,7 +260,7 @@ def latest_started_run(job_id: int) -> Run | None:
     return db.session.scalar(
         select(Run)
         .where(Run.job_id == job_id, Run.started_at.is_not(None))
-        .order_by(Run.started_at.desc())
+        .order_by(Run.started_at.desc(), Run.id.desc())
         .limit(1)
     )
 
@@ -268,12 +268,19 @@ def latest_started_run(job_id: int) -> Run | None:
 def status_times(job: BackupJob) -> dict:
     run = latest_started_run(job.id)
     if run is None:
+        return run_times(None, None)
+    return run_times(run.started_at, run.finished_at)
+
+
+def run_times(started_at, finished_at) -> dict:
+    """`status.time` of a job from its latest started run (none: all null)."""
+    if started_at is None:
         return {"start": None, "elapsed": None, "end": None}
-    end = run.finished_at or utcnow()
+    end = finished_at or utcnow()
     return {
-        "start": iso_utc(run.started_at),
-        "elapsed": int((end - run.started_at).total_seconds()),
-        "end": iso_utc(run.finished_at),
+        "start": iso_utc(started_at),
+        "elapsed": int((end - started_at).total_seconds()),
+        "end": iso_utc(finished_at),
     }
 
 
