@@ -39,7 +39,7 @@ BackupJobEnvelope = envelope(BackupJobSchema, "BackupJobEnvelope")
 @blp.route("")
 class Backups(MethodView):
     @secured(blp, "operator")
-    @blp.arguments(BackupCreateSchema)
+    @blp.arguments(BackupCreateSchema())  # one instance: building it per request costs
     @blp.response(201, RegistrationEnvelope, description="Every partition registered")
     @blp.alt_response(207, schema=RegistrationEnvelope, description="Some partitions failed")
     @blp.alt_response(409, schema=RegistrationFailureSchema, description="No partition registered")
@@ -56,7 +56,7 @@ class Backups(MethodView):
         return ok(data, "backups_partially_registered", 207, success=False)
 
     @secured(blp, "viewer")
-    @blp.arguments(BackupListArgsSchema, location="query")
+    @blp.arguments(BackupListArgsSchema(), location="query")
     @blp.response(200, envelope(list_of(BackupJobSchema, "BackupJobList"), "BackupJobListEnvelope"))
     def get(self, args):
         """List backup jobs, with filters and pagination"""

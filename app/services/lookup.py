@@ -90,13 +90,22 @@ def find_repository(ref) -> Repository:
     return repository
 
 
-def find_user(ref) -> User:
+def find_user(ref, known: User | None = None) -> User:
+    """The user `ref` (id or e-mail) names. `known` (the caller, already loaded) is returned
+    without a query when `ref` names it as surely as the lookup would."""
+    if known is not None and _names(known, ref):
+        return known
     user = _by_id_or_name(User, ref, User.email)
     if user is None:
         user = db.session.scalar(db.select(User).where(func.lower(User.email) == str(ref).lower()))
     if user is None:
         raise ApiError(404, "user_not_found", ref=ref)
     return user
+
+
+def _names(user: User, ref) -> bool:
+    ident = as_id(ref)
+    return user.id == ident if ident is not None else user.email == str(ref)
 
 
 def _live_job(ref) -> BackupJob | None:

@@ -44,7 +44,7 @@ def register_backup_jobs(request: dict, created_by: User) -> Registration:
     """`created_by` is the caller; the request's `user` is the job's user (the seed's field)."""
     server = lookup.find_server_in_center(request["server"], request["center"])
     repository = lookup.find_repository(request["repository"]["id"])
-    user = lookup.find_user(request["user"])
+    user = lookup.find_user(request["user"], known=created_by)
     _check_repository(repository, request["repository"], server.center_id)
 
     names = partitions_to_back_up(server, request["partition"], request["excludePartition"])
@@ -114,19 +114,19 @@ def _register_one(
         return result
     duplicate = _duplicate_message(request, server, name)  # before a rollback expires `server`
     job = _new_job(request, server.id, partition.id, repository_id, people)
+    insert = db.insert(BackupJob).values(**job).returning(BackupJob.id)
     try:
         if atomic_each:
             with db.session.begin_nested():
-                db.session.add(job)
+                job_id = db.session.scalar(insert)
         else:
-            db.session.add(job)
-            db.session.flush()
+            job_id = db.session.scalar(insert)
     except IntegrityError:
         if not atomic_each:
             db.session.rollback()
         result["errorMessage"] = duplicate
         return result
-    result.update(state="success", id=job.id, nextRunAt=iso_utc(job.next_run_at))
+    result.update(state="success", id=job_id, nextRunAt=iso_utc(job["next_run_at"]))
     return result
 
 
@@ -142,10 +142,11 @@ def _duplicate_message(request, server, name) -> str:
     return t("job_exists", server=server.name, partition=name, name=request["jobName"])
 
 
-def _new_job(request, server_id, partition_id, repository_id, people: dict) -> BackupJob:
+def _new_job(request, server_id, partition_id, repository_id, people: dict) -> dict:
+    """The new job's columns (the others take their defaults)."""
     schedule: Schedule = request["schedule"]
     active = request["autoStart"] == "yes"
-    return BackupJob(
+    return dict(
         name=request["jobName"],
         server_id=server_id,
         partition_id=partition_id,
