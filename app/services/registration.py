@@ -114,13 +114,12 @@ def _register_one(
         return result
     duplicate = _duplicate_message(request, server, name)  # before a rollback expires `server`
     job = _new_job(request, server.id, partition.id, repository_id, people)
-    insert = db.insert(BackupJob).values(**job).returning(BackupJob.id)
     try:
         if atomic_each:
             with db.session.begin_nested():
-                job_id = db.session.scalar(insert)
+                job_id = db.session.scalar(_INSERT_JOB, job)
         else:
-            job_id = db.session.scalar(insert)
+            job_id = db.session.scalar(_INSERT_JOB, job)
     except IntegrityError:
         if not atomic_each:
             db.session.rollback()
@@ -140,6 +139,10 @@ def _partition_problem(request, server, partition: Partition | None, name: str) 
 
 def _duplicate_message(request, server, name) -> str:
     return t("job_exists", server=server.name, partition=name, name=request["jobName"])
+
+
+# One INSERT ... RETURNING id, built once; the columns not given take their defaults.
+_INSERT_JOB = db.insert(BackupJob.__table__).returning(BackupJob.__table__.c.id)
 
 
 def _new_job(request, server_id, partition_id, repository_id, people: dict) -> dict:
