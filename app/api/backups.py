@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.api.blueprint import Blueprint
 from app.auth import secured
-from app.http import ok
+from app.http import ok, ok_response
 from app.models import BackupJob, RecoveryPoint, Run, Server
 from app.schemas.backups import (
     BackupCreateSchema,
@@ -52,8 +52,8 @@ class Backups(MethodView):
         ensure_registered(registration)
         data = {"results": registration.results, "summary": registration.summary}
         if registration.status == 201:
-            return ok(data, "backups_registered", 201)
-        return ok(data, "backups_partially_registered", 207, success=False)
+            return ok_response(data, "backups_registered", 201)
+        return ok_response(data, "backups_partially_registered", 207, success=False)
 
     @secured(blp, "viewer")
     @blp.arguments(BackupListArgsSchema(), location="query")
@@ -61,7 +61,7 @@ class Backups(MethodView):
     def get(self, args):
         """List backup jobs, with filters and pagination"""
         items, pagination = jobs.list_jobs(args)
-        return ok({"items": items, "pagination": pagination})
+        return ok_response({"items": items, "pagination": pagination})
 
 
 @blp.route("/<ref>")
