@@ -34,6 +34,36 @@ def configure_engine_events(engine: Engine) -> None:
         cursor.close()
 
 
+def read_requests_without_transaction(app) -> None:
+    """GET and HEAD requests only read: their statements run in autocommit, which spares
+    the BEGIN and ROLLBACK round trips psycopg adds around a transaction (a third of the
+    database time of a job list). Each statement still reads one consistent snapshot, as
+    in a READ COMMITTED transaction. Applied only to a session with nothing pending, and
+    undone when the request ends, so a session that outlives the request (tests, the CLI)
+    goes on with ordinary transactions."""
+    from flask import g, request
+
+    from app.extensions import db
+
+    @app.before_request
+    def _autocommit_reads():
+        session = db.session()  # this request's session, not its scoped proxy
+        idle = not (session.in_transaction() or session.new or session.dirty or session.deleted)
+        if request.method not in ("GET", "HEAD") or not idle:
+            return
+        try:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        except (exc.OperationalError, exc.InterfaceError):
+            session.rollback()  # the database is down: the view meets it and answers 503
+            return
+        g.zdm_autocommit = True
+
+    @app.teardown_request
+    def _end_autocommit(_error=None):
+        if g.pop("zdm_autocommit", False):
+            db.session.rollback()  # nothing to undo: gives the connection back, reset
+
+
 def _drop_dead_connections(dbapi_connection, _record, _proxy) -> None:
     """An idle connection has nothing to read: if its socket is readable, the server closed
     it (a restart, an idle timeout, pg_terminate_backend) or sent why it is closing it. The
