@@ -34,22 +34,30 @@ def configure_engine_events(engine: Engine) -> None:
         cursor.close()
 
 
-def read_requests_without_transaction(app) -> None:
-    """GET and HEAD requests only read: their statements run in autocommit, which spares
-    the BEGIN and ROLLBACK round trips psycopg adds around a transaction (a third of the
-    database time of a job list). Each statement still reads one consistent snapshot, as
-    in a READ COMMITTED transaction. Applied only to a session with nothing pending, and
-    undone when the request ends, so a session that outlives the request (tests, the CLI)
-    goes on with ordinary transactions."""
+def autocommit(view):
+    """Marks a view whose statements may each commit on their own: it reads, then writes
+    with one statement, or opens a transaction itself (`db.session.commit()` first) where
+    several writes must stand or fall together. GET and HEAD views are all like that."""
+    view.autocommit = True
+    return view
+
+
+def autocommit_requests(app) -> None:
+    """Requests that only read (GET, HEAD) or whose view is marked `autocommit` run their
+    statements in autocommit. That spares the BEGIN and the ROLLBACK/COMMIT round trips
+    psycopg adds around a transaction: a third of the database time of a job list. Each
+    statement still reads one consistent snapshot, as in a READ COMMITTED transaction.
+    Applied only to a session with nothing pending, and undone when the request ends, so a
+    session that outlives the request (tests, the CLI) goes on with ordinary transactions."""
     from flask import g, request
 
     from app.extensions import db
 
     @app.before_request
-    def _autocommit_reads():
+    def _start_in_autocommit():
         session = db.session()  # this request's session, not its scoped proxy
         idle = not (session.in_transaction() or session.new or session.dirty or session.deleted)
-        if request.method not in ("GET", "HEAD") or not idle:
+        if not idle or not (request.method in ("GET", "HEAD") or _marked(app, request)):
             return
         try:
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -62,6 +70,12 @@ def read_requests_without_transaction(app) -> None:
     def _end_autocommit(_error=None):
         if g.pop("zdm_autocommit", False):
             db.session.rollback()  # nothing to undo: gives the connection back, reset
+
+
+def _marked(app, request) -> bool:
+    view = app.view_functions.get(request.endpoint)
+    handler = getattr(getattr(view, "view_class", None), request.method.lower(), view)
+    return getattr(handler, "autocommit", False)
 
 
 def _drop_dead_connections(dbapi_connection, _record, _proxy) -> None:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app.api.blueprint import Blueprint
 from app.auth import secured
+from app.database import autocommit
 from app.http import ok, ok_response
 from app.models import BackupJob, RecoveryPoint, Run, Server
 from app.schemas.backups import (
@@ -46,6 +47,7 @@ class Backups(MethodView):
     @blp.alt_response(
         404, schema=ErrorEnvelopeSchema, description="Unknown center, server, repository or user"
     )
+    @autocommit  # one partition is one INSERT; several open a transaction
     def post(self, request):
         """Register a backup job for each partition (the seed's POST /backups)"""
         registration = register_backup_jobs(request, created_by=g.user)

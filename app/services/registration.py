@@ -41,7 +41,13 @@ class Registration:
 
 
 def register_backup_jobs(request: dict, created_by: User) -> Registration:
-    """`created_by` is the caller; the request's `user` is the job's user (the seed's field)."""
+    """`created_by` is the caller; the request's `user` is the job's user (the seed's field).
+
+    The view runs in autocommit (`app.database.autocommit`): one partition is one INSERT,
+    atomic by itself. Several partitions share one transaction, opened here before anything
+    is read, with a savepoint each."""
+    if _several(request["partition"]):
+        db.session.commit()  # ends autocommit: from here on, one transaction
     server = lookup.find_server_in_center(request["server"], request["center"])
     repository = lookup.find_repository(request["repository"]["id"])
     user = lookup.find_user(request["user"], known=created_by)
@@ -52,12 +58,16 @@ def register_backup_jobs(request: dict, created_by: User) -> Registration:
         raise FieldErrors({"partition": [t("partition_list_empty")]})
 
     people = {"user_id": user.id, "created_by_id": created_by.id}
-    atomic_each = len(names) > 1  # one partition: the transaction itself is the unit
+    atomic_each = len(names) > 1
     results = [
         _register_one(request, server, repository.id, people, name, atomic_each) for name in names
     ]
     db.session.commit()
     return Registration(results)
+
+
+def _several(partitions: list[str]) -> bool:
+    return len(partitions) > 1 or ALL_PARTITIONS in partitions
 
 
 def _check_repository(repository: Repository, given: dict, center_id: int) -> None:
