@@ -19,10 +19,9 @@ from app.models import (
     RecoveryPoint,
     Restore,
     Run,
-    Server,
     User,
 )
-from app.services import dispatch, lookup
+from app.services import dispatch
 from app.services.schedule import Schedule, next_fire_time
 from app.timeutil import iso_utc, utcnow
 
@@ -297,20 +296,6 @@ def recovery_point_view(point: RecoveryPoint) -> dict:
         "state": point.state,
         "damaged": point.damaged,
     }
-
-
-def filtered_points(args: dict):
-    """GET /recovery-points: points of live and deleted jobs alike, newest first."""
-    query = select(RecoveryPoint).order_by(RecoveryPoint.id.desc())
-    if "job" in args:
-        query = query.where(RecoveryPoint.job_id == args["job"])
-    if "server" in args:
-        query = query.join(Server, RecoveryPoint.server_id == Server.id).where(
-            lookup.by_id_or_name(Server, args["server"])
-        )
-    if "repository" in args:
-        query = query.where(RecoveryPoint.repository_id == args["repository"])
-    return query
 
 
 def listed_point_view(point: RecoveryPoint) -> dict:
