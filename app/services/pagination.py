@@ -66,14 +66,21 @@ def page_of_ids(
     rows of `id_column`'s table matching `conditions`, in id order (descending when
     `newest_first`). `count_key` names the list and its filters for the count cache."""
     limit, after = args["limit"], args.get("after")
-    query = select(id_column).where(*conditions).limit(limit + 1)
+    counter = select(func.count()).select_from(id_column.table).where(*conditions)
+    total = _reused_count(count_key)
+    # Without a count to reuse, the page's ids bring it along: one round trip, one snapshot.
+    columns = [id_column] if total is not None else [id_column, counter.scalar_subquery()]
+    query = select(*columns).where(*conditions).limit(limit + 1)
     query = query.order_by(id_column.desc() if newest_first else id_column)
     if after is None:
         query = query.offset((args["page"] - 1) * limit)
     else:
         query = query.where(id_column < after if newest_first else id_column > after)
-    ids = list(db.session.scalars(query))
-    total = _total(id_column, conditions, count_key)
+    rows = db.session.execute(query).all()
+    ids = [row[0] for row in rows]
+    if total is None:
+        total = rows[0][1] if rows else db.session.scalar(counter)
+        _remember_count(count_key, total)
     pages = math.ceil(total / limit) if total else 0
     if after is None:
         current, has_previous = args["page"], args["page"] > 1
@@ -95,18 +102,23 @@ def page_of_ids(
     )
 
 
-def _total(id_column: ColumnElement, conditions: Sequence[ColumnElement], key: Hashable) -> int:
-    """The number of matching rows; a large one is reused for ZDM_LIST_COUNT_SECONDS."""
-    config = current_app.config
-    cache: dict = current_app.extensions.setdefault("zdm_list_counts", {})
-    now = time.monotonic()
-    cached = cache.get(key)
-    if cached is not None and now - cached[0] < config["ZDM_LIST_COUNT_SECONDS"]:
+def _reused_count(key: Hashable) -> int | None:
+    """A large count made less than ZDM_LIST_COUNT_SECONDS ago for the same list and filters."""
+    cached = current_app.extensions.setdefault("zdm_list_counts", {}).get(key)
+    if (
+        cached is not None
+        and time.monotonic() - cached[0] < current_app.config["ZDM_LIST_COUNT_SECONDS"]
+    ):
         return cached[1]
-    total = db.session.scalar(select(func.count()).select_from(id_column.table).where(*conditions))
+    return None
+
+
+def _remember_count(key: Hashable, total: int) -> None:
+    """Counts of ZDM_LIST_EXACT_COUNT rows or more are kept for reuse; smaller ones are
+    cheap and always counted."""
+    cache: dict = current_app.extensions["zdm_list_counts"]
     cache.pop(key, None)
-    if total >= config["ZDM_LIST_EXACT_COUNT"]:
+    if total >= current_app.config["ZDM_LIST_EXACT_COUNT"]:
         if len(cache) >= _COUNT_CACHE_SIZE:
             cache.pop(next(iter(cache)))  # the oldest entry
-        cache[key] = (now, total)
-    return total
+        cache[key] = (time.monotonic(), total)
