@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import Select, bindparam, false, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -136,15 +136,16 @@ def list_jobs(args: dict) -> tuple[list[dict], dict]:
 
 def job_filters(args: dict) -> list:
     """GET /backups' filters as conditions on backup_jobs' own columns. Center, server and
-    partition (names or ids) are resolved to server or partition ids first, in one query."""
+    partition (names or ids) become the server or partition ids they name, selected in
+    the same statement: no join of the jobs with other tables, for the page or the count."""
     conditions = [BackupJob.deleted_at.is_(None)]
     if "partition" in args:
-        query = (
+        named = (
             select(Partition.id).join(Partition.server).where(Partition.name == args["partition"])
         )
-        conditions.append(_one_of(BackupJob.partition_id, _resolved(query, args)))
+        conditions.append(BackupJob.partition_id.in_(_on_named_servers(named, args)))
     elif "server" in args or "center" in args:
-        conditions.append(_one_of(BackupJob.server_id, _resolved(select(Server.id), args)))
+        conditions.append(BackupJob.server_id.in_(_on_named_servers(select(Server.id), args)))
     if "jobName" in args:
         conditions.append(BackupJob.name == args["jobName"])
     if "mode" in args:
@@ -156,19 +157,13 @@ def job_filters(args: dict) -> list:
     return conditions
 
 
-def _resolved(query, args: dict) -> list[int]:
-    """The ids `query` selects on servers of the `server` and `center` filters."""
+def _on_named_servers(ids: Select, args: dict) -> Select:
+    """`ids` (selected with servers) limited to the `server` and `center` filters."""
     if "server" in args:
-        query = query.where(by_id_or_name(Server, args["server"]))
+        ids = ids.where(by_id_or_name(Server, args["server"]))
     if "center" in args:
-        query = query.join(Server.center).where(by_id_or_name(Center, args["center"]))
-    return list(db.session.scalars(query))
-
-
-def _one_of(column, ids: list[int]):
-    if not ids:
-        return false()  # a filter that matches nothing: an empty list, not a 404
-    return column == ids[0] if len(ids) == 1 else column.in_(ids)
+        ids = ids.join(Server.center).where(by_id_or_name(Center, args["center"]))
+    return ids
 
 
 _PAGING = ("page", "limit", "after")

@@ -86,8 +86,9 @@ def test_counting_a_filtered_list_joins_no_other_table(client, auth):
         )
 
     assert ids(answer) == [2]
-    [count] = [s for s in seen if "count(" in s.lower()]
-    assert "join" not in count.lower() and "backup_jobs" in count
+    [count] = [" ".join(s.split()) for s in seen if "count(" in s.lower()]
+    # backup_jobs alone, its filters on its own columns (the partition named becomes ids)
+    assert "FROM backup_jobs WHERE" in count and "backup_jobs JOIN" not in count, count
 
 
 def test_each_item_shows_its_latest_started_run(client, auth):
