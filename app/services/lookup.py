@@ -51,25 +51,26 @@ def find_server(ref, center: Center | None = None) -> Server:
     return server
 
 
-def find_server_in_center(server_ref, center_ref) -> Server:
-    """`find_server(server_ref, find_center(center_ref))` in one statement, with the
-    server's center and partitions loaded; the same 404s, in the same order."""
-    candidates = (
-        db.session.scalars(
-            db.select(Server)
-            .options(joinedload(Server.center, innerjoin=True), joinedload(Server.partitions))
-            .where(by_id_or_name(Server, server_ref))
-        )
-        .unique()
-        .all()
-    )
+def find_server_and_repository(server_ref, center_ref, repository_ref) -> tuple[Server, Repository]:
+    """`find_server(server_ref, find_center(center_ref))` and `find_repository(repository_ref)`
+    in one statement, with the server's center and partitions loaded; the same 404s, in
+    the same order (center, server, repository)."""
+    repository_id = as_id(repository_ref)
+    rows = db.session.execute(
+        db.select(Server, Repository)
+        .options(joinedload(Server.center, innerjoin=True), joinedload(Server.partitions))
+        .outerjoin(Repository, Repository.id == repository_id)
+        .where(by_id_or_name(Server, server_ref))
+    ).unique()
+    found = {server: repository for server, repository in rows}
     ident = as_id(server_ref)
-    server = next((s for s in candidates if s.id == ident), None) or next(
-        (s for s in candidates if s.name == str(server_ref)), None
+    server = next((s for s in found if s.id == ident), None) or next(
+        (s for s in found if s.name == str(server_ref)), None
     )
-    if server is not None and _is_center(server.center, center_ref):
-        return server
-    return find_server(server_ref, find_center(center_ref))  # the 404 that applies
+    if server is None or not _is_center(server.center, center_ref):
+        server = find_server(server_ref, find_center(center_ref))  # the 404 that applies
+    repository = found.get(server)
+    return server, repository if repository is not None else find_repository(repository_ref)
 
 
 def _is_center(center: Center, ref) -> bool:

@@ -48,8 +48,9 @@ def register_backup_jobs(request: dict, created_by: User) -> Registration:
     is read, with a savepoint each."""
     if _several(request["partition"]):
         db.session.commit()  # ends autocommit: from here on, one transaction
-    server = lookup.find_server_in_center(request["server"], request["center"])
-    repository = lookup.find_repository(request["repository"]["id"])
+    server, repository = lookup.find_server_and_repository(
+        request["server"], request["center"], request["repository"]["id"]
+    )
     user = lookup.find_user(request["user"], known=created_by)
     _check_repository(repository, request["repository"], server.center_id)
 
