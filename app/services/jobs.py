@@ -13,7 +13,7 @@ from app.http import FieldErrors
 from app.i18n import t
 from app.models import BackupJob, Center, Partition, Repository, Run, Server, User
 from app.services import runs
-from app.services.lookup import by_id_or_name
+from app.services.lookup import as_id, by_id_or_name
 from app.services.pagination import page_of_ids
 from app.services.schedule import Schedule, describe, next_fire_time
 from app.timeutil import iso_utc, utcnow
@@ -143,9 +143,10 @@ def job_filters(args: dict) -> list:
         named = (
             select(Partition.id).join(Partition.server).where(Partition.name == args["partition"])
         )
-        conditions.append(BackupJob.partition_id.in_(_on_named_servers(named, args)))
+        conditions.append(_one_of(BackupJob.partition_id, _on_named_servers(named, args), args))
     elif "server" in args or "center" in args:
-        conditions.append(BackupJob.server_id.in_(_on_named_servers(select(Server.id), args)))
+        servers = _on_named_servers(select(Server.id), args)
+        conditions.append(_one_of(BackupJob.server_id, servers, args))
     if "jobName" in args:
         conditions.append(BackupJob.name == args["jobName"])
     if "mode" in args:
@@ -155,6 +156,14 @@ def job_filters(args: dict) -> list:
     if "repositoryID" in args:
         conditions.append(BackupJob.repository_id == args["repositoryID"])
     return conditions
+
+
+def _one_of(column, ids: Select, args: dict):
+    """`column IN (ids)`; `column = (ids)` when a server is named by its (unique) name, so
+    the database walks that one server's index in id order instead of all it matches."""
+    if "server" in args and as_id(args["server"]) is None:
+        return column == ids.scalar_subquery()
+    return column.in_(ids)
 
 
 def _on_named_servers(ids: Select, args: dict) -> Select:
