@@ -1,6 +1,8 @@
 """Finding things by id or by name, with a 404 that names what is missing."""
 
-from sqlalchemy import func, or_
+import functools
+
+from sqlalchemy import Select, bindparam, func, or_
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -55,15 +57,12 @@ def find_server_and_repository(server_ref, center_ref, repository_ref) -> tuple[
     """`find_server(server_ref, find_center(center_ref))` and `find_repository(repository_ref)`
     in one statement, with the server's center and partitions loaded; the same 404s, in
     the same order (center, server, repository)."""
-    repository_id = as_id(repository_ref)
+    ident = as_id(server_ref)
     rows = db.session.execute(
-        db.select(Server, Repository)
-        .options(joinedload(Server.center, innerjoin=True), joinedload(Server.partitions))
-        .outerjoin(Repository, Repository.id == repository_id)
-        .where(by_id_or_name(Server, server_ref))
+        _server_and_repository(by_id=ident is not None),
+        {"ident": ident, "name": str(server_ref), "repository_id": as_id(repository_ref)},
     ).unique()
     found = {server: repository for server, repository in rows}
-    ident = as_id(server_ref)
     server = next((s for s in found if s.id == ident), None) or next(
         (s for s in found if s.name == str(server_ref)), None
     )
@@ -71,6 +70,19 @@ def find_server_and_repository(server_ref, center_ref, repository_ref) -> tuple[
         server = find_server(server_ref, find_center(center_ref))  # the 404 that applies
     repository = found.get(server)
     return server, repository if repository is not None else find_repository(repository_ref)
+
+
+@functools.cache
+def _server_and_repository(by_id: bool) -> Select:
+    """The statement of `find_server_and_repository`, built once per shape of reference
+    (registration runs it on every request)."""
+    named = Server.name == bindparam("name")
+    return (
+        db.select(Server, Repository)
+        .options(joinedload(Server.center, innerjoin=True), joinedload(Server.partitions))
+        .outerjoin(Repository, Repository.id == bindparam("repository_id"))
+        .where(or_(Server.id == bindparam("ident"), named) if by_id else named)
+    )
 
 
 def _is_center(center: Center, ref) -> bool:
