@@ -65,6 +65,11 @@ class Config:
     ZDM_RESTORE_ROOTS = restore_roots()
     # A server whose agent has not been heard from for this long shows `online: false`.
     ZDM_AGENT_OFFLINE_SECONDS = _int("ZDM_AGENT_OFFLINE_SECONDS", 60)
+    # Lists (jobs, runs, recovery points): a count this large is reused by a web worker for
+    # this many seconds instead of being counted again on every request; smaller ones are
+    # always counted (docs/decisions.md, "Lists and registration at scale").
+    ZDM_LIST_EXACT_COUNT = _int("ZDM_LIST_EXACT_COUNT", 10_000)
+    ZDM_LIST_COUNT_SECONDS = _int("ZDM_LIST_COUNT_SECONDS", 10)
     ZDM_SMTP_URL = os.environ.get("ZDM_SMTP_URL", "")
     ZDM_MAIL_FROM = os.environ.get("ZDM_MAIL_FROM", "zdm@localhost")
 

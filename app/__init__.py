@@ -50,9 +50,17 @@ def _owner_only(file: Path) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (tables must be known before migrate)
-    from app.database import configure_engine_events
+    from app.database import (
+        autocommit_requests,
+        configure_engine_events,
+        engine_options,
+    )
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    )
     db.init_app(app)
+    autocommit_requests(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     with app.app_context():
         configure_engine_events(db.engine)

@@ -151,6 +151,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "이름은 앞뒤 공백이나 제어 문자를 포함할 수 없습니다",
         "Names may not have leading or trailing spaces or control characters.",
     ),
+    "page_with_after": (
+        "page와 after는 함께 쓸 수 없습니다: 둘 중 하나만 지정하세요",
+        "Give either page or after, not both.",
+    ),
     "no_fields": (
         "수정할 필드가 하나 이상 필요합니다",
         "At least one field to change is required.",

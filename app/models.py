@@ -131,6 +131,27 @@ class Repository(db.Model):
     center: Mapped[Center] = relationship()
 
 
+# Indexes of live jobs for the list's filters: name -> leading columns (then `id`).
+_LIVE_JOB_LISTS = {
+    "id": (),
+    "server": ("server_id",),
+    "partition": ("partition_id",),
+    "repository": ("repository_id",),
+    "status": ("status",),
+    "mode": ("mode",),
+    "by_name": ("name",),
+}
+
+
+def _live_job_index(name: str, *columns: str) -> Index:
+    return Index(
+        name,
+        *columns,
+        sqlite_where=text(_LIVE_JOB_SQL),
+        postgresql_where=text(_LIVE_JOB_SQL),
+    )
+
+
 def _new_uuid() -> str:
     return str(uuid_module.uuid4())
 
@@ -154,6 +175,13 @@ class BackupJob(db.Model):
             sqlite_where=text(_LIVE_JOB_SQL),
             postgresql_where=text(_LIVE_JOB_SQL),
         ),
+        # GET /backups pages live jobs by id, counted and filtered on these columns alone:
+        # each filter has an index that yields its jobs in id order (docs/decisions.md,
+        # "Lists and registration at scale").
+        *(
+            _live_job_index(f"ix_backup_jobs_live_{name}", *columns, "id")
+            for name, columns in _LIVE_JOB_LISTS.items()
+        ),
         _NEVER_REUSE_IDS,
     )
 
@@ -163,7 +191,7 @@ class BackupJob(db.Model):
     # carry; see migration 4e45ceba2b0e), so no later job ever reads or prunes them.
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=_new_uuid)
     engine_job: Mapped[str] = mapped_column(String(64), unique=True, default=_engine_job_name)
-    name: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(128))
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"), index=True)
     partition_id: Mapped[int] = mapped_column(ForeignKey("partitions.id"))
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"), index=True)
@@ -184,14 +212,14 @@ class BackupJob(db.Model):
     auto_start: Mapped[bool] = mapped_column(default=True)
     # Whether beat fires this job: set by autoStart "yes", /start; cleared by /stop.
     active: Mapped[bool] = mapped_column(default=False, index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Deleting keeps the row (and so its runs and id): the job leaves /backups.
-    deleted_at: Mapped[datetime | None] = mapped_column(index=True)
+    deleted_at: Mapped[datetime | None]
 
     server: Mapped[Server] = relationship()
     partition: Mapped[Partition] = relationship()
@@ -216,13 +244,15 @@ class Run(db.Model):
             sqlite_where=text(_UNFINISHED_SQL),
             postgresql_where=text(_UNFINISHED_SQL),
         ),
+        # A job's runs newest first (/backups/{id}/runs), and its latest started run
+        # (the `status.time` of every item of GET /backups) in one index probe per job.
+        Index("ix_runs_job_id_id", "job_id", "id"),
+        Index("ix_runs_job_started", "job_id", "started_at", "id"),
         _NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("backup_jobs.id", ondelete="CASCADE"), index=True
-    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("backup_jobs.id", ondelete="CASCADE"))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     trigger: Mapped[str] = mapped_column(String(16))
     scheduled_for: Mapped[datetime]
@@ -252,13 +282,17 @@ class RecoveryPoint(db.Model):
     job (job_id becomes NULL) unless the job is deleted with purge."""
 
     __tablename__ = "recovery_points"
-    __table_args__ = _NEVER_REUSE_IDS
+    __table_args__ = (
+        # The lists of points (newest first) filtered by job, server or repository.
+        Index("ix_recovery_points_job_id_id", "job_id", "id"),
+        Index("ix_recovery_points_server_id_id", "server_id", "id"),
+        Index("ix_recovery_points_repository_id_id", "repository_id", "id"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engine_id: Mapped[str] = mapped_column(String(64))
-    job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("backup_jobs.id", ondelete="SET NULL"), index=True
-    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("backup_jobs.id", ondelete="SET NULL"))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"))
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))

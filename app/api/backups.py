@@ -2,12 +2,11 @@
 
 from flask import g
 from flask.views import MethodView
-from sqlalchemy import select
 
 from app.api.blueprint import Blueprint
 from app.auth import secured
-from app.http import ok
-from app.models import BackupJob, RecoveryPoint, Run, Server
+from app.database import autocommit
+from app.http import ok, ok_response
 from app.schemas.backups import (
     BackupCreateSchema,
     BackupDeleteArgsSchema,
@@ -18,7 +17,7 @@ from app.schemas.backups import (
     RegistrationFailureSchema,
     RegistrationSchema,
 )
-from app.schemas.common import ErrorEnvelopeSchema, PageArgsSchema, envelope, list_of
+from app.schemas.common import CursorPageArgsSchema, ErrorEnvelopeSchema, envelope, list_of
 from app.schemas.runs import (
     HistoryArgsSchema,
     JobStoppedSchema,
@@ -27,8 +26,7 @@ from app.schemas.runs import (
     RunSchema,
     RunStartedSchema,
 )
-from app.services import jobs, lookup, runs
-from app.services.pagination import paginate
+from app.services import history, jobs, lookup, runs
 from app.services.registration import ensure_registered, register_backup_jobs
 
 blp = Blueprint("backups", __name__, url_prefix="/api/v1/backups", description="Backup jobs")
@@ -39,29 +37,30 @@ BackupJobEnvelope = envelope(BackupJobSchema, "BackupJobEnvelope")
 @blp.route("")
 class Backups(MethodView):
     @secured(blp, "operator")
-    @blp.arguments(BackupCreateSchema)
+    @blp.arguments(BackupCreateSchema())  # one instance: building it per request costs
     @blp.response(201, RegistrationEnvelope, description="Every partition registered")
     @blp.alt_response(207, schema=RegistrationEnvelope, description="Some partitions failed")
     @blp.alt_response(409, schema=RegistrationFailureSchema, description="No partition registered")
     @blp.alt_response(
         404, schema=ErrorEnvelopeSchema, description="Unknown center, server, repository or user"
     )
+    @autocommit  # one partition is one INSERT; several open a transaction
     def post(self, request):
         """Register a backup job for each partition (the seed's POST /backups)"""
         registration = register_backup_jobs(request, created_by=g.user)
         ensure_registered(registration)
         data = {"results": registration.results, "summary": registration.summary}
         if registration.status == 201:
-            return ok(data, "backups_registered", 201)
-        return ok(data, "backups_partially_registered", 207, success=False)
+            return ok_response(data, "backups_registered", 201)
+        return ok_response(data, "backups_partially_registered", 207, success=False)
 
     @secured(blp, "viewer")
-    @blp.arguments(BackupListArgsSchema, location="query")
+    @blp.arguments(BackupListArgsSchema(), location="query")
     @blp.response(200, envelope(list_of(BackupJobSchema, "BackupJobList"), "BackupJobListEnvelope"))
     def get(self, args):
         """List backup jobs, with filters and pagination"""
-        items, pagination = paginate(jobs.filtered_jobs(args), args["page"], args["limit"])
-        return ok({"items": [jobs.job_view(j) for j in items], "pagination": pagination})
+        items, pagination = jobs.list_jobs(args)
+        return ok_response({"items": items, "pagination": pagination})
 
 
 @blp.route("/<ref>")
@@ -145,21 +144,19 @@ class RunBackupNow(MethodView):
 @blp.route("/<ref>/runs")
 class BackupRuns(MethodView):
     @secured(blp, "viewer")
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(CursorPageArgsSchema, location="query")
     @blp.response(200, envelope(list_of(RunSchema, "RunList"), "RunListEnvelope"))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     def get(self, args, ref):
         """The job's runs, newest first"""
-        job = lookup.find_job(ref)
-        query = select(Run).where(Run.job_id == job.id).order_by(Run.id.desc())
-        items, pagination = paginate(query, args["page"], args["limit"])
-        return ok({"items": [runs.run_view(r) for r in items], "pagination": pagination})
+        items, pagination = history.list_runs(args, job_id=lookup.find_job(ref).id)
+        return ok({"items": items, "pagination": pagination})
 
 
 @blp.route("/<ref>/recovery-points")
 class BackupRecoveryPoints(MethodView):
     @secured(blp, "viewer")
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(CursorPageArgsSchema, location="query")
     @blp.response(
         200,
         envelope(list_of(RecoveryPointSchema, "RecoveryPointList"), "RecoveryPointListEnvelope"),
@@ -167,14 +164,8 @@ class BackupRecoveryPoints(MethodView):
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     def get(self, args, ref):
         """The job's recovery points, newest first"""
-        job = lookup.find_job(ref)
-        query = (
-            select(RecoveryPoint)
-            .where(RecoveryPoint.job_id == job.id)
-            .order_by(RecoveryPoint.id.desc())
-        )
-        items, pagination = paginate(query, args["page"], args["limit"])
-        return ok({"items": [runs.recovery_point_view(p) for p in items], "pagination": pagination})
+        items, pagination = history.list_points(args, job_id=lookup.find_job(ref).id)
+        return ok({"items": items, "pagination": pagination})
 
 
 @blp.route("/histories")
@@ -184,19 +175,8 @@ class BackupHistories(MethodView):
     @blp.response(200, envelope(list_of(RunSchema, "HistoryList"), "HistoryListEnvelope"))
     def get(self, args):
         """Runs of all jobs, newest first, with filters"""
-        query = select(Run).join(Run.job).join(BackupJob.server).order_by(Run.id.desc())
-        if "jobID" in args:
-            query = query.where(Run.job_id == args["jobID"])
-        if "jobName" in args:
-            query = query.where(BackupJob.name == args["jobName"])
-        if "server" in args:
-            query = query.where(lookup.by_id_or_name(Server, args["server"]))
-        if "state" in args:
-            query = query.where(Run.state == args["state"])
-        if "trigger" in args:
-            query = query.where(Run.trigger == args["trigger"])
-        items, pagination = paginate(query, args["page"], args["limit"])
-        return ok({"items": [runs.run_view(r) for r in items], "pagination": pagination})
+        items, pagination = history.list_runs(args)
+        return ok({"items": items, "pagination": pagination})
 
 
 @blp.route("/monitoring/job/<ref>")

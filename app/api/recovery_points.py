@@ -7,8 +7,7 @@ from app.auth import secured
 from app.http import ok
 from app.schemas.common import envelope, list_of
 from app.schemas.runs import ListedRecoveryPointSchema, RecoveryPointListArgsSchema
-from app.services import runs
-from app.services.pagination import paginate
+from app.services import history
 
 blp = Blueprint(
     "recovery_points",
@@ -34,5 +33,5 @@ class RecoveryPoints(MethodView):
 
         A deleted job's points stay here (unless it was deleted with `purge`) and can be
         restored with POST /restores."""
-        items, pagination = paginate(runs.filtered_points(args), args["page"], args["limit"])
-        return ok({"items": [runs.listed_point_view(p) for p in items], "pagination": pagination})
+        items, pagination = history.list_points(args)
+        return ok({"items": items, "pagination": pagination})

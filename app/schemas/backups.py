@@ -8,11 +8,11 @@ from app.models import COMPRESSIONS, ENCRYPTIONS, JOB_MODES, JOB_STATUSES, SCHED
 from app.schemas.common import (
     ABSOLUTE_PATH_PATTERN,
     AbsolutePath,
+    CursorPageArgsSchema,
     Id,
     Int,
     Name,
     NonEmptySchema,
-    PageArgsSchema,
     StrictSchema,
     UserRefSchema,
 )
@@ -243,7 +243,7 @@ class BackupUpdateResultSchema(StrictSchema):
     backup = fields.Nested(BackupJobSchema)
 
 
-class BackupListArgsSchema(PageArgsSchema):
+class BackupListArgsSchema(CursorPageArgsSchema):
     center = fields.String()
     server = fields.String()
     jobName = fields.String()

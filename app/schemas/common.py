@@ -164,7 +164,9 @@ def envelope(data_schema: type[Schema] | Schema, name: str) -> type[Schema]:
 
 
 class PaginationSchema(Schema):
-    currentPage = fields.Integer()
+    currentPage = fields.Integer(
+        allow_none=True, metadata={"description": "null when the page was asked with `after`"}
+    )
     totalPages = fields.Integer()
     totalItems = fields.Integer()
     itemsPerPage = fields.Integer()
@@ -175,6 +177,25 @@ class PaginationSchema(Schema):
 class PageArgsSchema(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
+
+
+class CursorPageArgsSchema(PageArgsSchema):
+    """`page`/`limit`, or `after` (keyset) for lists that can be long."""
+
+    after = Id(
+        strict=False,
+        metadata={
+            "description": "The id of the last item seen: answers the items that follow it in "
+            "the list's order, as fast at any depth (instead of `page`; `currentPage` is then "
+            "null)"
+        },
+    )
+
+    @pre_load
+    def _page_or_after(self, data, **kwargs):
+        if isinstance(data, Mapping) and "page" in data and "after" in data:
+            raise ValidationError({"after": [t("page_with_after")]})
+        return data
 
 
 def list_of(item_schema: type[Schema], name: str) -> type[Schema]:

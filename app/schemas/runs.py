@@ -6,8 +6,8 @@ from app.models import RUN_STATES, RUN_TRIGGERS
 from app.schemas.backups import BackupJobSchema
 from app.schemas.common import (
     ABSOLUTE_PATH_PATTERN,
+    CursorPageArgsSchema,
     Id,
-    PageArgsSchema,
     StrictSchema,
     UserRefSchema,
 )
@@ -67,7 +67,7 @@ class MonitoringSchema(StrictSchema):
     run = fields.Nested(RunSchema, allow_none=True)
 
 
-class HistoryArgsSchema(PageArgsSchema):
+class HistoryArgsSchema(CursorPageArgsSchema):
     jobID = Id(strict=False)
     jobName = fields.String()
     server = fields.String()
@@ -101,7 +101,7 @@ class ListedRecoveryPointSchema(RecoveryPointSchema):
     )
 
 
-class RecoveryPointListArgsSchema(PageArgsSchema):
+class RecoveryPointListArgsSchema(CursorPageArgsSchema):
     job = Id(strict=False, metadata={"description": "Job id; a deleted job's points too"})
     server = fields.String(metadata={"description": "Server id or name"})
     repository = Id(strict=False, metadata={"description": "Repository id"})

@@ -1,6 +1,9 @@
 """Finding things by id or by name, with a 404 that names what is missing."""
 
-from sqlalchemy import func, or_
+import functools
+
+from sqlalchemy import Select, bindparam, func, or_
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.http import ApiError
@@ -50,6 +53,48 @@ def find_server(ref, center: Center | None = None) -> Server:
     return server
 
 
+def find_server_and_repository(server_ref, center_ref, repository_ref) -> tuple[Server, Repository]:
+    """`find_server(server_ref, find_center(center_ref))` and `find_repository(repository_ref)`
+    in one statement, with the server's center and partitions loaded; the same 404s, in
+    the same order (center, server, repository)."""
+    ident = as_id(server_ref)
+    rows = db.session.execute(
+        _server_and_repository(by_id=ident is not None),
+        {"ident": ident, "name": str(server_ref), "repository_id": as_id(repository_ref)},
+    ).unique()
+    found = {server: repository for server, repository in rows}
+    server = next((s for s in found if s.id == ident), None) or next(
+        (s for s in found if s.name == str(server_ref)), None
+    )
+    if server is None or not _is_center(server.center, center_ref):
+        server = find_server(server_ref, find_center(center_ref))  # the 404 that applies
+    repository = found.get(server)
+    return server, repository if repository is not None else find_repository(repository_ref)
+
+
+@functools.cache
+def _server_and_repository(by_id: bool) -> Select:
+    """The statement of `find_server_and_repository`, built once per shape of reference
+    (registration runs it on every request)."""
+    named = Server.name == bindparam("name")
+    return (
+        db.select(Server, Repository)
+        .options(joinedload(Server.center, innerjoin=True), joinedload(Server.partitions))
+        .outerjoin(Repository, Repository.id == bindparam("repository_id"))
+        .where(or_(Server.id == bindparam("ident"), named) if by_id else named)
+    )
+
+
+def _is_center(center: Center, ref) -> bool:
+    """Whether `ref` finds `center` as `find_center` would (an id first, then a name)."""
+    ident = as_id(ref)
+    if center.id == ident:
+        return True
+    if center.name != str(ref):
+        return False
+    return ident is None or db.session.get(Center, ident) is None
+
+
 def find_repository(ref) -> Repository:
     ident = as_id(ref)
     repository = db.session.get(Repository, ident) if ident is not None else None
@@ -58,13 +103,22 @@ def find_repository(ref) -> Repository:
     return repository
 
 
-def find_user(ref) -> User:
+def find_user(ref, known: User | None = None) -> User:
+    """The user `ref` (id or e-mail) names. `known` (the caller, already loaded) is returned
+    without a query when `ref` names it as surely as the lookup would."""
+    if known is not None and _names(known, ref):
+        return known
     user = _by_id_or_name(User, ref, User.email)
     if user is None:
         user = db.session.scalar(db.select(User).where(func.lower(User.email) == str(ref).lower()))
     if user is None:
         raise ApiError(404, "user_not_found", ref=ref)
     return user
+
+
+def _names(user: User, ref) -> bool:
+    ident = as_id(ref)
+    return user.id == ident if ident is not None else user.email == str(ref)
 
 
 def _live_job(ref) -> BackupJob | None:

@@ -1,8 +1,9 @@
 """Registering backup jobs (POST /api/v1/backups): the rules of the seed in one place.
 
 Each partition of the request becomes one job, or one failed result; registration is
-atomic per partition (a savepoint each) and the whole request is safe to retry: a retry
-finds the jobs already made and reports them as duplicates, never makes them twice.
+atomic per partition (a savepoint each when there are several) and the whole request is
+safe to retry: a retry finds the jobs already made and reports them as duplicates, never
+makes them twice.
 """
 
 from __future__ import annotations
@@ -40,20 +41,34 @@ class Registration:
 
 
 def register_backup_jobs(request: dict, created_by: User) -> Registration:
-    """`created_by` is the caller; the request's `user` is the job's user (the seed's field)."""
-    center = lookup.find_center(request["center"])
-    server = lookup.find_server(request["server"], center)
-    repository = lookup.find_repository(request["repository"]["id"])
-    user = lookup.find_user(request["user"])
-    _check_repository(repository, request["repository"], center.id)
+    """`created_by` is the caller; the request's `user` is the job's user (the seed's field).
+
+    The view runs in autocommit (`app.database.autocommit`): one partition is one INSERT,
+    atomic by itself. Several partitions share one transaction, opened here before anything
+    is read, with a savepoint each."""
+    if _several(request["partition"]):
+        db.session.commit()  # ends autocommit: from here on, one transaction
+    server, repository = lookup.find_server_and_repository(
+        request["server"], request["center"], request["repository"]["id"]
+    )
+    user = lookup.find_user(request["user"], known=created_by)
+    _check_repository(repository, request["repository"], server.center_id)
 
     names = partitions_to_back_up(server, request["partition"], request["excludePartition"])
     if not names:
         raise FieldErrors({"partition": [t("partition_list_empty")]})
 
-    results = [_register_one(request, server, repository, user, created_by, name) for name in names]
+    people = {"user_id": user.id, "created_by_id": created_by.id}
+    atomic_each = len(names) > 1
+    results = [
+        _register_one(request, server, repository.id, people, name, atomic_each) for name in names
+    ]
     db.session.commit()
     return Registration(results)
+
+
+def _several(partitions: list[str]) -> bool:
+    return len(partitions) > 1 or ALL_PARTITIONS in partitions
 
 
 def _check_repository(repository: Repository, given: dict, center_id: int) -> None:
@@ -83,7 +98,14 @@ def partitions_to_back_up(server: Server, requested: list[str], excluded: list[s
     return [n for n in names if n not in set(excluded)]
 
 
-def _register_one(request, server: Server, repository, user, created_by, name: str) -> dict:
+def _register_one(
+    request, server: Server, repository_id: int, people: dict, name: str, atomic_each: bool
+) -> dict:
+    """One partition's job, or its failure. A name already taken on the partition is
+    refused by the unique index `uq_backup_jobs_live_name`, which also settles two
+    identical requests racing. With several partitions each insert has a savepoint, so a
+    refused one leaves the others; with one, a refusal rolls back the whole (empty)
+    transaction. The result is built from what is at hand: nothing is read back."""
     schedule: Schedule = request["schedule"]
     result = {
         "state": "fail",
@@ -101,15 +123,20 @@ def _register_one(request, server: Server, repository, user, created_by, name: s
     if problem:
         result["errorMessage"] = problem
         return result
+    duplicate = _duplicate_message(request, server, name)  # before a rollback expires `server`
+    job = _new_job(request, server.id, partition.id, repository_id, people)
     try:
-        with db.session.begin_nested():
-            job = _new_job(request, server, partition, repository, user, created_by)
-            db.session.add(job)
+        if atomic_each:
+            with db.session.begin_nested():
+                job_id = db.session.scalar(_INSERT_JOB, job)
+        else:
+            job_id = db.session.scalar(_INSERT_JOB, job)
     except IntegrityError:
-        # A concurrent identical request won the race for this partition.
-        result["errorMessage"] = _duplicate_message(request, server, name)
+        if not atomic_each:
+            db.session.rollback()
+        result["errorMessage"] = duplicate
         return result
-    result.update(state="success", id=job.id, nextRunAt=iso_utc(job.next_run_at))
+    result.update(state="success", id=job_id, nextRunAt=iso_utc(job["next_run_at"]))
     return result
 
 
@@ -118,16 +145,6 @@ def _partition_problem(request, server, partition: Partition | None, name: str) 
         return t("partition_not_on_server", partition=name, server=server.name)
     if request["excludeDir"] and partition.kind == "block":
         return t("exclude_dir_on_block", partition=name)
-    duplicate = db.session.scalar(
-        db.select(BackupJob.id).where(
-            BackupJob.server_id == server.id,
-            BackupJob.partition_id == partition.id,
-            BackupJob.name == request["jobName"],
-            BackupJob.deleted_at.is_(None),  # a deleted job frees its name
-        )
-    )
-    if duplicate is not None:
-        return _duplicate_message(request, server, name)
     return None
 
 
@@ -135,16 +152,20 @@ def _duplicate_message(request, server, name) -> str:
     return t("job_exists", server=server.name, partition=name, name=request["jobName"])
 
 
-def _new_job(request, server, partition, repository, user, created_by) -> BackupJob:
+# One INSERT ... RETURNING id, built once; the columns not given take their defaults.
+_INSERT_JOB = db.insert(BackupJob.__table__).returning(BackupJob.__table__.c.id)
+
+
+def _new_job(request, server_id, partition_id, repository_id, people: dict) -> dict:
+    """The new job's columns (the others take their defaults)."""
     schedule: Schedule = request["schedule"]
     active = request["autoStart"] == "yes"
-    return BackupJob(
+    return dict(
         name=request["jobName"],
-        server=server,
-        partition=partition,
-        repository=repository,
-        user=user,
-        created_by=created_by,
+        server_id=server_id,
+        partition_id=partition_id,
+        repository_id=repository_id,
+        **people,
         mode=request["type"],
         compression=request.get("compression"),
         encryption=request["encryption"],

@@ -19,10 +19,9 @@ from app.models import (
     RecoveryPoint,
     Restore,
     Run,
-    Server,
     User,
 )
-from app.services import dispatch, lookup
+from app.services import dispatch
 from app.services.schedule import Schedule, next_fire_time
 from app.timeutil import iso_utc, utcnow
 
@@ -260,7 +259,7 @@ def latest_started_run(job_id: int) -> Run | None:
     return db.session.scalar(
         select(Run)
         .where(Run.job_id == job_id, Run.started_at.is_not(None))
-        .order_by(Run.started_at.desc())
+        .order_by(Run.started_at.desc(), Run.id.desc())
         .limit(1)
     )
 
@@ -268,12 +267,19 @@ def latest_started_run(job_id: int) -> Run | None:
 def status_times(job: BackupJob) -> dict:
     run = latest_started_run(job.id)
     if run is None:
+        return run_times(None, None)
+    return run_times(run.started_at, run.finished_at)
+
+
+def run_times(started_at, finished_at) -> dict:
+    """`status.time` of a job from its latest started run (none: all null)."""
+    if started_at is None:
         return {"start": None, "elapsed": None, "end": None}
-    end = run.finished_at or utcnow()
+    end = finished_at or utcnow()
     return {
-        "start": iso_utc(run.started_at),
-        "elapsed": int((end - run.started_at).total_seconds()),
-        "end": iso_utc(run.finished_at),
+        "start": iso_utc(started_at),
+        "elapsed": int((end - started_at).total_seconds()),
+        "end": iso_utc(finished_at),
     }
 
 
@@ -290,20 +296,6 @@ def recovery_point_view(point: RecoveryPoint) -> dict:
         "state": point.state,
         "damaged": point.damaged,
     }
-
-
-def filtered_points(args: dict):
-    """GET /recovery-points: points of live and deleted jobs alike, newest first."""
-    query = select(RecoveryPoint).order_by(RecoveryPoint.id.desc())
-    if "job" in args:
-        query = query.where(RecoveryPoint.job_id == args["job"])
-    if "server" in args:
-        query = query.join(Server, RecoveryPoint.server_id == Server.id).where(
-            lookup.by_id_or_name(Server, args["server"])
-        )
-    if "repository" in args:
-        query = query.where(RecoveryPoint.repository_id == args["repository"])
-    return query
 
 
 def listed_point_view(point: RecoveryPoint) -> dict:

@@ -11,6 +11,7 @@ back) fires once, at its first occurrence.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +35,8 @@ MONTHS = [
 
 # How many cron candidates next_fire_time examines before giving up (bounded loop).
 _MAX_CANDIDATES = 10_000
+# How many schedules the pure functions below remember (descriptions, fields, fire times).
+_CACHED_SCHEDULES = 4096
 
 
 class ScheduleError(ValueError):
@@ -99,7 +102,9 @@ def _check_once(schedule: Schedule, now: datetime) -> None:
         raise ScheduleError("description", t("once_in_past"))
 
 
+@functools.lru_cache(maxsize=_CACHED_SCHEDULES)
 def _expand(expression: str) -> list[list]:
+    """croniter's fields of `expression` (cached: callers must not change them)."""
     text = expression.strip()
     if text.startswith("@"):
         if text not in ALIASES:
@@ -163,8 +168,10 @@ def clock(hour: int, minute: int) -> str:
     return f"{(hour % 12) or 12}:{minute:02d} {suffix}"
 
 
+@functools.lru_cache(maxsize=_CACHED_SCHEDULES)
 def describe(schedule: Schedule) -> str:
-    """Plain English: `0 2 * * *` -> `daily at 2:00 AM`."""
+    """Plain English: `0 2 * * *` -> `daily at 2:00 AM`. Pure, so cached per schedule
+    (every item of GET /backups shows it)."""
     if schedule.type == "once":
         local = schedule.once_at.replace(tzinfo=UTC).astimezone(schedule.zone)
         return (
@@ -244,8 +251,26 @@ def wall_time_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
 
 
 def next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
-    """The first fire time strictly after `after`, as naive UTC; None when there is none."""
+    """The first fire time strictly after `after`, as naive UTC; None when there is none.
+
+    Cached per schedule as (after, fire): the answer holds for every later `after` before
+    that fire time, since no fire time lies between."""
     after = as_naive_utc(after)
+    known = _next_fires.get(schedule)
+    if known is not None and known[0] <= after < known[1]:
+        return known[1]
+    fire = _next_fire_time(schedule, after)
+    if fire is not None:
+        if len(_next_fires) >= _CACHED_SCHEDULES and schedule not in _next_fires:
+            _next_fires.pop(next(iter(_next_fires)))  # the oldest entry
+        _next_fires[schedule] = (after, fire)
+    return fire
+
+
+_next_fires: dict[Schedule, tuple[datetime, datetime]] = {}
+
+
+def _next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
     if schedule.type == "once":
         at = schedule.once_at
         return at if at > after else None
