@@ -25,6 +25,7 @@ from app.http import error_response
 
 ACCOUNT_LIMIT = "5 per 15 minutes"
 ADDRESS_LIMIT = "20 per 15 minutes"
+WINDOW_SECONDS = 15 * 60
 
 
 def client_address() -> str:
@@ -62,7 +63,8 @@ def throttle_failed_logins(app: Flask, login: Blueprint) -> Limiter:
     @app.errorhandler(RateLimitExceeded)
     def _too_many_failures(_error):
         breached = [limit.reset_at for limit in limiter.current_limits if limit.breached]
-        seconds = max(1, max(breached, default=0) - int(time.time()))
+        # reset_at is whole seconds, rounded up: never announce more than the window
+        seconds = min(WINDOW_SECONDS, max(1, max(breached, default=0) - int(time.time())))
         response = error_response(429, "too_many_login_attempts", seconds=seconds)
         response.headers["Retry-After"] = str(seconds)
         return response
