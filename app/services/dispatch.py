@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import logging
+
 from celery import Celery
 from flask import current_app
+from kombu.exceptions import OperationalError as BrokerError
 
 BACKUP_TASK = "zdm.backup.run"
 RESTORE_TASK = "zdm.restore.run"
@@ -15,6 +18,8 @@ VERIFY_TASK = "zdm.repository.verify"
 VERIFICATION_FINISHED_TASK = "zdm.control.verification_finished"
 RUN_FINISHED_TASK = "zdm.control.run_finished"
 CONTROL_QUEUE = "zdm.control"
+
+log = logging.getLogger(__name__)
 
 _clients: dict[str, Celery] = {}
 
@@ -42,3 +47,29 @@ def send(task: str, queue: str, kwargs: dict, expires: datetime | None = None) -
     celery_client().send_task(
         task, kwargs=kwargs, queue=queue, expires=expires, retry=True, retry_policy=_RETRY_POLICY
     )
+
+
+def send_many(task: str, messages: list[tuple[str, dict, datetime | None]]) -> int:
+    """Send several messages over one producer connection, in order; returns how many were
+    sent before the broker failed (the rest were not sent). Beat's fan-out uses it: one
+    connection for a whole batch instead of one checkout per message."""
+    client = celery_client()
+    sent = 0
+    try:
+        with client.producer_or_acquire() as producer:
+            for queue, kwargs, expires in messages:
+                if expires is not None and expires.tzinfo is None:
+                    expires = expires.replace(tzinfo=UTC)
+                client.send_task(
+                    task,
+                    kwargs=kwargs,
+                    queue=queue,
+                    expires=expires,
+                    producer=producer,
+                    retry=True,
+                    retry_policy=_RETRY_POLICY,
+                )
+                sent += 1
+    except (BrokerError, OSError) as exc:
+        log.warning("the broker failed after %d of %d messages: %s", sent, len(messages), exc)
+    return sent
