@@ -343,12 +343,12 @@ def _insert_ignoring_conflicts(records: list[dict]) -> list[tuple]:
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(Run)
-        .values(records)
+        insert(Run.__table__)
         .on_conflict_do_nothing()
         .returning(Run.id, Run.job_id, Run.state, Run.scheduled_for, Run.error_message)
     )
-    return [tuple(row) for row in db.session.execute(statement)]
+    # executemany: SQLAlchemy's "insertmanyvalues" sends one cached statement per page
+    return [tuple(row) for row in db.session.connection().execute(statement, records)]
 
 
 # ---- sending ------------------------------------------------------------------------------
