@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 
 from celery.beat import Scheduler
 from flask import current_app
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -99,6 +99,17 @@ def fire_due(now: datetime, budget: float = TICK_BUDGET_SECONDS) -> list[int]:
         recorded += made
         if claimed < BATCH_SIZE or time.monotonic() > deadline:
             return recorded
+
+
+def seconds_until_due(now: datetime) -> float:
+    """How long until the earliest active job is due (0 when one is due now): beat sleeps
+    no longer than that, so a fire time is reached on time rather than up to a tick late."""
+    earliest = db.session.scalar(
+        select(func.min(BackupJob.next_run_at)).where(BackupJob.active.is_(True))
+    )
+    if earliest is None:
+        return TICK_SECONDS
+    return max(0.0, (earliest - now).total_seconds())
 
 
 def fire_job(job_id: int, fire_at: datetime, now: datetime) -> Run | None:
@@ -436,10 +447,12 @@ class ZdmScheduler(Scheduler):
         super().__init__(*args, **kwargs)
 
     def tick(self, *args, **kwargs):
+        wait = TICK_SECONDS
         with self.flask_app.app_context():
             try:
                 fired = fire_due(utcnow())
                 fire_due_verifications(utcnow())
+                wait = seconds_until_due(utcnow())  # 0 while a fan-out is unfinished
             except Exception:  # the database may be down: log, and try again next tick
                 log.exception("reading due jobs failed")
                 db.session.rollback()
@@ -448,4 +461,4 @@ class ZdmScheduler(Scheduler):
                 db.session.remove()
         if len(fired) >= BATCH_SIZE:
             _give_back_memory()
-        return min(super().tick(*args, **kwargs), TICK_SECONDS)
+        return min(super().tick(*args, **kwargs), TICK_SECONDS, wait)
