@@ -54,7 +54,7 @@ from app.timeutil import iso_utc, utcnow
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 # A tick keeps firing batches for at most this long, then lets Celery's own schedule run.
 TICK_BUDGET_SECONDS = 5.0
 _MAX_CATCH_UP = 100_000  # fire times counted after a long outage, per job
