@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import logging
+
 from celery import Celery
 from flask import current_app
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
 BACKUP_TASK = "zdm.backup.run"
 RESTORE_TASK = "zdm.restore.run"
@@ -15,6 +19,8 @@ VERIFY_TASK = "zdm.repository.verify"
 VERIFICATION_FINISHED_TASK = "zdm.control.verification_finished"
 RUN_FINISHED_TASK = "zdm.control.run_finished"
 CONTROL_QUEUE = "zdm.control"
+
+log = logging.getLogger(__name__)
 
 _clients: dict[str, Celery] = {}
 
@@ -42,3 +48,23 @@ def send(task: str, queue: str, kwargs: dict, expires: datetime | None = None) -
     celery_client().send_task(
         task, kwargs=kwargs, queue=queue, expires=expires, retry=True, retry_policy=_RETRY_POLICY
     )
+
+
+def send_many(task: str, messages: list[tuple[str, dict, datetime | None]]) -> int:
+    """Send several messages in one Redis pipeline (kombu's `Producer.batch`); returns how
+    many were sent: all, or none when the broker failed (then nothing may be assumed sent,
+    and a caller that sends again may duplicate some, which the agents' claim makes
+    harmless). Beat's fan-out uses it instead of one round trip per message."""
+    client = celery_client()
+    try:
+        with client.producer_or_acquire() as producer, producer.batch(len(messages) + 1):
+            for queue, kwargs, expires in messages:
+                if expires is not None and expires.tzinfo is None:
+                    expires = expires.replace(tzinfo=UTC)
+                client.send_task(
+                    task, kwargs=kwargs, queue=queue, expires=expires, producer=producer
+                )
+    except (BrokerError, RedisError, OSError) as exc:  # a pipeline's errors are redis-py's
+        log.warning("the broker failed; %d messages were not sent: %s", len(messages), exc)
+        return 0
+    return len(messages)

@@ -88,18 +88,42 @@ def test_overlapping_fire_time_records_skipped(register, broker):
     assert len(queued_messages(broker)) == 1
 
 
-def test_missed_times_within_grace_run_once(register, broker, app):
+def test_missed_times_within_grace_run_once_and_the_others_are_recorded_missed(
+    register, broker, app
+):
     job = register(**every_minute())
+    first = job.next_run_at
     # beat was down for 10 minutes; the newest missed fire time is 30 s ago
-    now = job.next_run_at + timedelta(minutes=10, seconds=30)
+    now = first + timedelta(minutes=10, seconds=30)
 
     recorded = fire_due_jobs(now)
 
-    assert len(recorded) == 1 and recorded[0].state == "queued"
-    assert recorded[0].scheduled_for == now.replace(second=0, microsecond=0)
+    assert [(r.state, r.scheduled_for) for r in recorded] == [
+        ("missed", first),
+        ("queued", now.replace(second=0, microsecond=0)),
+    ]
+    # the one missed record names the ten fire times it stands for
+    assert "10 fire times" in recorded[0].error_message
+    assert len(queued_messages(broker)) == 1
     db.session.refresh(job)
     assert job.next_run_at > now
     assert fire_due_jobs(now) == []
+
+
+def test_a_beat_behind_its_load_records_every_fire_time_it_reaches_late(register, broker):
+    """Beat outrun on purpose: it reaches the job 90 s after its fire time, when the next
+    one has passed too. Before, that fire time was merged into the next with no record."""
+    job = register(**every_minute())
+    first = job.next_run_at
+
+    recorded = fire_due_jobs(first + timedelta(seconds=90))
+
+    assert [(r.state, r.scheduled_for) for r in recorded] == [
+        ("missed", first),
+        ("queued", first + timedelta(minutes=1)),
+    ]
+    assert recorded[0].error_message.startswith("beat was late")
+    assert recorded[0].finished_at is not None
 
 
 def test_missed_times_outside_grace_record_one_missed_run(register, broker, app):
@@ -168,6 +192,8 @@ def test_unstarted_run_is_missed_at_the_next_fire_time(register, broker):
 
     assert [r.state for r in runs_of(job.id)] == ["missed", "queued"]
     assert "agent offline" in runs_of(job.id)[0].error_message
+    assert "agent offline" in runs_of(job.id)[0].log[-1]
+    assert runs_of(job.id)[0].finished_at is not None
     assert second[0].id != first.id
 
 
