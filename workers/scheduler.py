@@ -20,7 +20,7 @@ Guarantees, and what gives them:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from celery.beat import Scheduler
 from flask import current_app
@@ -28,15 +28,14 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import BackupJob, Run
-from app.services.runs import (
-    change_state,
+from app.services.run_lifecycle import (
     create_run,
-    dispatch_run,
-    finish_run,
+    expire_unstarted_runs,
     job_schedule,
     refresh_job_status,
     unfinished_run,
 )
+from app.services.runs import dispatch_run
 from app.services.schedule import next_fire_time
 from app.services.verification import fire_due_verifications
 from app.timeutil import iso_utc, utcnow
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 _MAX_JOBS_PER_TICK = 500
 _MAX_CATCH_UP = 100_000  # fire times skipped over after a long outage, per job
-AGENT_OFFLINE = "no agent started the run before its deadline (agent offline)"
 OVERLAP = "the previous run of this job was still queued or running"
 
 
@@ -137,33 +135,11 @@ def _outcome(job: BackupJob, fire_time: datetime, now: datetime) -> tuple[str, s
     return "queued", None
 
 
-def expire_unstarted_runs(job: BackupJob, now: datetime) -> int:
-    """Queued runs whose job has reached its next fire time become `missed`."""
-    count = 0
-    queued = select(Run).where(Run.job_id == job.id, Run.state == "queued")
-    for run in db.session.scalars(queued).all():
-        # conditional: an agent may claim the run between our read and this write
-        if unstarted_too_long(run, now) and change_state(run, ("queued",), "missed"):
-            finish_run(run, "missed", AGENT_OFFLINE)
-            count += 1
-    return count
-
-
-def unstarted_too_long(run: Run, now: datetime) -> bool:
-    deadline = None
-    if run.trigger == "schedule":
-        deadline = next_fire_time(job_schedule(run.job), run.scheduled_for)
-    if deadline is None:  # manual runs and one-off jobs: the misfire grace
-        grace = current_app.config["ZDM_MISFIRE_GRACE_SECONDS"]
-        deadline = run.queued_at + timedelta(seconds=grace)
-    return deadline <= now
-
-
 class ZdmScheduler(Scheduler):
     """Celery beat's Scheduler, plus the database-driven backup schedule."""
 
     def __init__(self, *args, **kwargs):
-        from workers.celery_app import flask_app
+        from workers.app_context import flask_app
 
         self.flask_app = flask_app
         super().__init__(*args, **kwargs)

@@ -188,7 +188,7 @@ def test_job_status_follows_its_runs(register, broker):
     assert db.session.get(BackupJob, job.id).status == "scheduled"
 
     run.state = "running"
-    from app.services.runs import finish_run, refresh_job_status
+    from app.services.run_lifecycle import finish_run, refresh_job_status
 
     refresh_job_status(job)
     assert job.status == "running"
