@@ -9,13 +9,11 @@ Chosen for long backup tasks:
 - no result backend: run state lives in the database, so results never pile up in Redis.
 """
 
-import os
+import config
 
-broker_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+broker_url = config.redis_url()
 broker_connection_retry_on_startup = True
-broker_transport_options = {
-    "visibility_timeout": int(os.environ.get("ZDM_VISIBILITY_TIMEOUT_SECONDS", 24 * 3600)),
-}
+broker_transport_options = {"visibility_timeout": config.visibility_timeout_seconds()}
 
 task_ignore_result = True
 result_backend = None

@@ -1,4 +1,9 @@
-"""The web side of ZDM: the Flask application factory."""
+"""The web side of ZDM: the Flask application factories.
+
+`create_app` builds the web process's app: the API and its docs, the login throttle, the CLI.
+`create_worker_app` builds what a Celery process needs of it: settings, the database and the
+models, with no API (`workers/app_context.py`).
+"""
 
 import os
 from pathlib import Path
@@ -16,10 +21,19 @@ def create_app(settings: object | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.ensure_ascii = False  # Korean messages as text, as the seed shows them
     create_private_database_file(app)
+    register_database(app)
     register_extensions(app)
     register_api(app)
     register_login_throttle(app)
     register_commands(app)
+    return app
+
+
+def create_worker_app(settings: object | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_object(settings or config.Config)
+    create_private_database_file(app)
+    register_database(app)
     return app
 
 
@@ -48,22 +62,25 @@ def _owner_only(file: Path) -> None:
         file.chmod(0o600)
 
 
-def register_extensions(app: Flask) -> None:
-    from app import models  # noqa: F401  (tables must be known before migrate)
-    from app.database import (
-        autocommit_requests,
-        configure_engine_events,
-        engine_options,
-    )
+def register_database(app: Flask) -> None:
+    from app import models  # noqa: F401  (the tables, for the app and for migrate)
+    from app.database import configure_engine_events, engine_options
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
         app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     )
     db.init_app(app)
-    autocommit_requests(app)
-    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     with app.app_context():
         configure_engine_events(db.engine)
+
+
+def register_extensions(app: Flask) -> None:
+    """The web process's own: autocommit for requests that only read, and Flask-Migrate (for
+    `flask zdm init`)."""
+    from app.database import autocommit_requests
+
+    autocommit_requests(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
 
 
 def register_api(app: Flask) -> None:

@@ -15,8 +15,8 @@ from flask import current_app, g, request
 from sqlalchemy import Select, bindparam, func
 from sqlalchemy.orm import joinedload
 
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
 from app.models import ApiToken, User
 from app.timeutil import utcnow
 

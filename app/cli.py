@@ -1,15 +1,15 @@
 """`flask --app wsgi zdm ...`: bootstrapping and scripting commands."""
 
-import os
-
 import click
 from flask.cli import AppGroup
 from flask_migrate import upgrade
 
+import config
 from app.auth import issue_token
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
 from app.models import ROLES, User
+from app.services.users import create_user
 
 zdm = AppGroup("zdm", help="ZDM administration: database, users, tokens.")
 
@@ -26,9 +26,7 @@ def init_command():
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 def create_user_command(email: str, role: str):
     """Create a user; the password comes from ZDM_PASSWORD or a prompt."""
-    from app.api.users import create_user
-
-    password = os.environ.get("ZDM_PASSWORD") or click.prompt(
+    password = config.cli_password() or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
     if len(password) < 8:

@@ -12,6 +12,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.errors import ApiError, FieldErrors  # noqa: F401  (raised and imported from here too)
 from app.extensions import db
 from app.i18n import current_language, t, translate_validation_message
 from app.timeutil import iso_utc, utcnow
@@ -20,24 +21,6 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
-
-
-class ApiError(Exception):
-    """A failure with an HTTP status and a message key of `app.i18n`."""
-
-    def __init__(self, status: int, key: str, detail: dict | None = None, **params):
-        super().__init__(key)
-        self.status = status
-        self.key = key
-        self.detail = detail
-        self.params = params
-
-
-class FieldErrors(ApiError):
-    """422 with `detail.validationErrors` for rules checked after the schema (lookups)."""
-
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__(422, "validation_failed", {"validationErrors": errors})
 
 
 def request_id() -> str:

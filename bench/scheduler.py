@@ -10,7 +10,7 @@ Not a test; run it by hand. What it does, in one run:
    created and dropped here; or a SQLite file with --sqlite), migrated with
    `flask --app wsgi zdm init`, and a private redis-server on a free loopback port.
 2. Ours: beat started as the Procfile starts it (`celery -A workers beat -S
-   workers.scheduler:ZdmScheduler`), N jobs bulk-inserted with SQL, spread over --servers
+   workers.beat.scheduler:ZdmScheduler`), N jobs bulk-inserted with SQL, spread over --servers
    servers (one queue `zdm.server.<name>` each), all due at the fire time T: the next whole
    minute (`--cron` fields `M` and `H` become T's minute and hour: `daily` is `M H * * *`).
    No agent: the bench reads what beat sent. Every 50 ms it takes the length of every queue
@@ -235,7 +235,7 @@ def beat_command(tmp: Path, name: str) -> list[str]:
         "workers",
         "beat",
         "-S",
-        "workers.scheduler:ZdmScheduler",
+        "workers.beat.scheduler:ZdmScheduler",
         "-l",
         "INFO",
         f"--pidfile={tmp / name}.pid",

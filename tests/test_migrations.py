@@ -25,7 +25,7 @@ from app.models import BackupJob, RecoveryPoint, Run, Server, User
 from app.services.runs import request_restore
 from tests.api.helpers import body
 from workers import engine
-from workers.runner import run_backup, run_restore
+from workers.agent.runner import run_backup, run_restore
 
 BEFORE_UUIDS = "8af655ff7c22"
 T0 = datetime(2026, 11, 1, 2, 0, 0)

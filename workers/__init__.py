@@ -1,4 +1,6 @@
-"""The Celery side of ZDM: the Celery app, beat scheduler, tasks, agent and backup engine.
+"""The Celery side of ZDM, one package per process: beat's scheduler (`scheduler.py`), the
+control worker (`control/`), the agent (`agent/`), the backup engine (`engine/`), and the
+Celery app that registers their tasks (`celery_app.py`). See docs/architecture.md.
 
 `celery -A workers ...` looks up `workers.app`; it is loaded lazily so that
 `python -m workers.engine` (which imports neither Flask nor Celery) stays light.

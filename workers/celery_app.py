@@ -1,36 +1,40 @@
 """The Celery app of every ZDM worker process (beat, control worker, agents, Flower).
 
-Tasks run inside a Flask app context so they share the web side's models and services.
+It imports none of the task modules: Celery imports the modules named in `include` when a
+worker or beat starts, and they register their tasks with `shared_task`, so nothing imports
+back into this module. Tasks run inside the process's Flask app context
+(`workers/app_context.py`), built when the first task runs.
 """
-
-import os
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
 
-from app import create_app
+import config
 from app.extensions import db
+from workers.app_context import built_app, worker_app
 
-flask_app = create_app()
-
-# How often the control worker looks for lost and unstarted runs.
-SWEEP_SECONDS = float(os.environ.get("ZDM_SWEEP_SECONDS", 30))
+TASK_MODULES = [
+    "workers.agent.tasks",  # zdm.backup.run, zdm.restore.run, zdm.repository.*
+    "workers.agent.signals",  # the agent registers itself and keeps its server's heartbeat
+    "workers.control.tasks",  # zdm.control.*
+]
 
 
 class FlaskTask(Task):
     def __call__(self, *args, **kwargs):
-        with flask_app.app_context():
+        with worker_app().app_context():
             return self.run(*args, **kwargs)
 
 
-celery_app = Celery("zdm", task_cls=FlaskTask)
+celery_app = Celery("zdm", task_cls=FlaskTask, include=TASK_MODULES)
 celery_app.config_from_object("celeryconfig")
-celery_app.conf.beat_scheduler = "workers.scheduler:ZdmScheduler"
+celery_app.conf.beat_scheduler = "workers.beat.scheduler:ZdmScheduler"
+_sweep_seconds = config.sweep_seconds()
 celery_app.conf.beat_schedule = {
     "sweep-runs": {
         "task": "zdm.control.sweep",
-        "schedule": SWEEP_SECONDS,
-        "options": {"queue": "zdm.control", "expires": SWEEP_SECONDS},
+        "schedule": _sweep_seconds,
+        "options": {"queue": "zdm.control", "expires": _sweep_seconds},
     }
 }
 
@@ -38,9 +42,7 @@ celery_app.conf.beat_schedule = {
 @worker_process_init.connect
 def _fresh_database_connections(**_kwargs):
     # A forked pool process must not share its parent's database connections.
-    with flask_app.app_context():
-        db.engine.dispose(close=False)
-
-
-import workers.agent  # noqa: E402,F401  (signal handlers of the agent process)
-import workers.tasks  # noqa: E402,F401  (task registration)
+    app = built_app()
+    if app is not None:
+        with app.app_context():
+            db.engine.dispose(close=False)

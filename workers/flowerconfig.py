@@ -3,6 +3,7 @@
 Flower always sits behind basic auth: `ZDM_FLOWER_USER` (default `admin`) and
 `ZDM_FLOWER_PASSWORD`; without a password one is generated once and kept in
 `var/flower-password` (mode 0600, in a directory created 0700), whose path is printed at start.
+The variables are read by `config.flower_config()`.
 """
 
 import os
@@ -10,15 +11,21 @@ import secrets
 import sys
 from pathlib import Path
 
-_var = Path(os.environ.get("ZDM_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+try:
+    import config
+except ModuleNotFoundError:  # Flower reads this file by path: the project root may be missing
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import config
+
+_settings = config.flower_config()
 
 
 def _password() -> str:
-    given = os.environ.get("ZDM_FLOWER_PASSWORD")
-    if given:
-        return given
-    stored = _var / "flower-password"
-    _var.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if _settings.password:
+        return _settings.password
+    var = config.VAR_DIR
+    stored = var / "flower-password"
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:  # created 0600 from its first byte: never readable by others, not even briefly
         fd = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -32,6 +39,6 @@ def _password() -> str:
     return password
 
 
-basic_auth = [f"{os.environ.get('ZDM_FLOWER_USER', 'admin')}:{_password()}"]
-address = os.environ.get("ZDM_FLOWER_ADDRESS", "127.0.0.1")
-port = int(os.environ.get("ZDM_FLOWER_PORT", 5555))
+basic_auth = [f"{_settings.user}:{_password()}"]
+address = _settings.address
+port = _settings.port

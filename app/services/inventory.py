@@ -8,8 +8,8 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
 from app.models import BackupJob, Center, Partition, RecoveryPoint, Repository, Restore, Server
 from app.services import lookup
 from app.timeutil import iso_utc, utcnow

@@ -8,8 +8,8 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from app.errors import FieldErrors
 from app.extensions import db
-from app.http import FieldErrors
 from app.i18n import t
 from app.models import BackupJob, Center, Partition, Repository, Run, Server, User
 from app.services import runs

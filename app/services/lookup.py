@@ -5,8 +5,8 @@ import functools
 from sqlalchemy import Select, bindparam, func, or_
 from sqlalchemy.orm import joinedload
 
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
 from app.models import BackupJob, Center, Repository, Server, User
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL

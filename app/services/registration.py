@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from app.errors import ApiError, FieldErrors
 from app.extensions import db
-from app.http import ApiError, FieldErrors
 from app.i18n import t
 from app.models import BackupJob, Partition, Repository, Server, User
 from app.services import lookup

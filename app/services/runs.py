@@ -1,6 +1,5 @@
-"""Runs of backup jobs, recovery points and restores: creating, dispatching, showing.
-
-Shared by the API (start/stop/run now), beat (scheduled runs) and the workers.
+"""Runs of backup jobs, recovery points and restores: dispatching, what the API asks for,
+and how the API shows them. How a run changes state is `app/services/run_lifecycle.py`.
 """
 
 from __future__ import annotations
@@ -9,46 +8,23 @@ import logging
 
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
-from app.models import (
-    UNFINISHED_RUN_STATES,
-    BackupJob,
-    RecoveryPoint,
-    Restore,
-    Run,
-    User,
-)
+from app.models import BackupJob, RecoveryPoint, Restore, Run, User
 from app.services import dispatch
-from app.services.schedule import Schedule, next_fire_time
+from app.services.run_lifecycle import (  # noqa: F401  (unfinished_run: used as runs.unfinished_run)
+    change_state,
+    create_run,
+    finish_run,
+    job_schedule,
+    refresh_job_status,
+    unfinished_run,
+)
+from app.services.schedule import next_fire_time
 from app.timeutil import iso_utc, utcnow
 
 log = logging.getLogger(__name__)
-
-
-def job_schedule(job: BackupJob) -> Schedule:
-    return Schedule(job.schedule_type, job.schedule_expr, job.timezone)
-
-
-def unfinished_run(job_id: int) -> Run | None:
-    return db.session.scalar(
-        select(Run).where(Run.job_id == job_id, Run.state.in_(UNFINISHED_RUN_STATES)).limit(1)
-    )
-
-
-def create_run(job: BackupJob, trigger: str, scheduled_for, state: str, **fields) -> Run | None:
-    """A run record, or None when one already exists for (job, fire time, trigger)."""
-    run = Run(job_id=job.id, trigger=trigger, scheduled_for=scheduled_for, state=state, **fields)
-    try:
-        with db.session.begin_nested():
-            db.session.add(run)
-    except IntegrityError:
-        return None
-    if state not in UNFINISHED_RUN_STATES:
-        run.finished_at = utcnow()
-    return run
 
 
 def dispatch_run(run: Run, expires=None) -> bool:
@@ -71,39 +47,6 @@ def dispatch_run(run: Run, expires=None) -> bool:
     db.session.execute(update(Run).where(Run.id == run.id).values(dispatched_at=utcnow()))
     db.session.commit()
     return True
-
-
-def finish_run(run: Run, state: str, error: str | None = None) -> None:
-    run.state = state
-    run.finished_at = utcnow()
-    if error:
-        run.error_message = error
-        run.log = [*(run.log or []), f"{iso_utc(run.finished_at)} {error}"]
-    refresh_job_status(run.job)
-
-
-def refresh_job_status(job: BackupJob) -> None:
-    db.session.flush()
-    running = db.session.scalar(
-        select(Run.id).where(Run.job_id == job.id, Run.state.in_(("running", "canceling"))).limit(1)
-    )
-    if running is not None:
-        job.status = "running"
-    elif job.active:
-        job.status = "scheduled"
-    elif job.schedule_type == "once" and job.next_run_at is None and _has_run(job):
-        job.status = "completed"
-    else:
-        job.status = "waiting"
-
-
-def _has_run(job: BackupJob) -> bool:
-    return (
-        db.session.scalar(
-            select(Run.id).where(Run.job_id == job.id, Run.trigger != "manual").limit(1)
-        )
-        is not None
-    )
 
 
 # ---- what the API asks for ---------------------------------------------------------------
@@ -145,20 +88,6 @@ def deactivate(job: BackupJob) -> list[int]:
                 finish_run(run, "canceled", "canceled by stop")
     refresh_job_status(job)
     return canceled
-
-
-def change_state(run: Run, expected: tuple[str, ...], new_state: str) -> bool:
-    """Move `run` to `new_state` only if it is still in one of `expected` (an atomic UPDATE)."""
-    changed = db.session.execute(
-        update(Run)
-        .where(Run.id == run.id, Run.state.in_(expected))
-        .values(state=new_state)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed:
-        run.state = new_state
-        db.session.flush()
-    return changed == 1
 
 
 def run_now(job: BackupJob, requested_by: User) -> Run:

@@ -4,8 +4,8 @@ revoke every token)."""
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import hash_password
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
 from app.models import ApiToken, User
 from app.timeutil import iso_utc, utcnow
 

@@ -17,8 +17,8 @@ from flask import current_app
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import delete, select, update
 
+from app.errors import ApiError
 from app.extensions import db
-from app.http import ApiError
 from app.models import BackupJob, DamagedObject, RecoveryPoint, Repository, Server, Verification
 from app.services import dispatch
 from app.services.schedule import Schedule, next_fire_time

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import BackupJob, RecoveryPoint
 from tests.api.helpers import SEED_BASIC, body
 from tests.conftest import bearer, make_user
-from workers.scheduler import fire_due_jobs
+from workers.beat.scheduler import fire_due_jobs
 
 pytestmark = pytest.mark.usefixtures("seed_inventory")
 

@@ -117,7 +117,7 @@ class Stack:
                                 "--without-mingle", "--without-gossip", "-l", "INFO"))  # fmt: skip
 
     def start_beat(self, name):
-        self.start(name, celery("beat", "-S", "workers.scheduler:ZdmScheduler", "-l", "INFO",
+        self.start(name, celery("beat", "-S", "workers.beat.scheduler:ZdmScheduler", "-l", "INFO",
                                 f"--pidfile={self.tmp / name}.pid", f"--schedule={self.tmp / name}.db"))  # fmt: skip
 
     def stop(self):

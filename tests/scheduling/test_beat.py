@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import BackupJob
 from app.timeutil import utcnow
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
-from workers.scheduler import fire_due_jobs, fire_job
+from workers.beat.scheduler import fire_due_jobs, fire_job
 
 
 def test_due_job_becomes_one_queued_run_sent_to_its_server_queue(register, broker):
@@ -214,7 +214,7 @@ def test_job_status_follows_its_runs(register, broker):
     assert db.session.get(BackupJob, job.id).status == "scheduled"
 
     run.state = "running"
-    from app.services.runs import finish_run, refresh_job_status
+    from app.services.run_lifecycle import finish_run, refresh_job_status
 
     refresh_job_status(job)
     assert job.status == "running"

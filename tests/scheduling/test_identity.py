@@ -11,8 +11,8 @@ from app.models import BackupJob, RecoveryPoint, Restore, Run
 from app.services.runs import request_restore
 from tests.scheduling.conftest import every_minute, later
 from workers import engine
-from workers.runner import run_backup, run_restore
-from workers.scheduler import fire_due_jobs
+from workers.agent.runner import run_backup, run_restore
+from workers.beat.scheduler import fire_due_jobs
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from app.extensions import db
-from app.services.runs import finish_run
+from app.services.run_lifecycle import finish_run
 from tests.end_to_end.processes import free_port
 from tests.scheduling.conftest import every_minute, later
-from workers.mail import notify_run_finished
-from workers.scheduler import fire_due_jobs
+from workers.control.mail import notify_run_finished
+from workers.beat.scheduler import fire_due_jobs
 
 
 class Inbox:

@@ -12,8 +12,8 @@ from tests.engine.helpers import rewrite_point
 from tests.scheduling.conftest import later
 from tests.scheduling.test_runner import agent_env, queued_run  # noqa: F401 (fixture)
 from workers import engine
-from workers.runner import run_backup
-from workers.scheduler import fire_due_jobs
+from workers.agent.runner import run_backup
+from workers.beat.scheduler import fire_due_jobs
 
 MiB = 1024 * 1024
 

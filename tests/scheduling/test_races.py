@@ -4,13 +4,12 @@ from datetime import timedelta
 
 from app.extensions import db
 from app.models import BackupJob
-from app.services.runs import create_run
+from app.services.run_lifecycle import create_run, lease_seconds
 from app.timeutil import utcnow
 from tests.api.helpers import assert_error
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
-from workers.housekeeping import RESEND_AFTER_SECONDS, sweep
-from workers.progress import LEASE_SECONDS
-from workers.scheduler import fire_due_jobs
+from workers.control.sweeps import RESEND_AFTER_SECONDS, sweep
+from workers.beat.scheduler import fire_due_jobs
 
 
 def test_next_run_put_back_on_a_fired_time_does_not_stick(register, broker):
@@ -67,7 +66,7 @@ def test_run_committed_but_never_sent_is_sent_by_the_sweeper(register, broker):
 def test_every_lost_run_tells_the_control_worker_for_mail(register, broker):
     job = register(**every_minute())
     run = fire_due_jobs(later(job))[0]
-    stale = utcnow() - timedelta(seconds=LEASE_SECONDS + 1)
+    stale = utcnow() - timedelta(seconds=lease_seconds() + 1)
     run.state, run.heartbeat_at, run.trigger = "running", stale, "retry"  # a lost retry
     db.session.commit()
 

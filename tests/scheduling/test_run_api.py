@@ -6,7 +6,7 @@ from app.extensions import db
 from app.models import RecoveryPoint, Run
 from tests.api.helpers import assert_error
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
-from workers.scheduler import fire_due_jobs
+from workers.beat.scheduler import fire_due_jobs
 
 
 def test_run_now_queues_a_manual_run_for_the_agent(client, auth, register, broker):

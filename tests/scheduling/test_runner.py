@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-import workers.progress
-import workers.runner
+import workers.agent.lease
+import workers.agent.runner
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch
@@ -20,13 +20,13 @@ from tests.scheduling.conftest import _body, every_minute, later, runs_of
 from tests.scheduling.test_mail import inbox  # noqa: F401 (a fixture: a real SMTP server)
 from tests.scheduling.test_sweep import SHORT_LEASE, short_lease  # noqa: F401 (a fixture)
 from workers import engine
-from workers.agent import parse_partitions
+from workers.agent.runner import run_backup, run_restore
+from workers.agent.settings import parse_partitions
+from workers.control.mail import notify_run_finished
+from workers.control.sweeps import sweep
 from workers.engine.locks import RepositoryLock
 from workers.engine.repository import RepositoryDir
-from workers.housekeeping import sweep
-from workers.mail import notify_run_finished
-from workers.runner import run_backup, run_restore
-from workers.scheduler import fire_due_jobs
+from workers.beat.scheduler import fire_due_jobs
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def test_an_agent_with_a_skewed_clock_is_not_lost_while_it_heartbeats(
     image = tmp_path / "slow.img"
     image.write_bytes(os.urandom(512 * 1024) + bytes(512 * 1024))
     monkeypatch.setenv("ZDM_AGENT_PARTITIONS", f"/dev/sda1={image}")
-    for module in (workers.runner, workers.progress):
+    for module in (workers.agent.runner, workers.agent.lease):
         monkeypatch.setattr(module, "utcnow", lambda: utcnow() + skew, raising=False)
     run = queued_run(register, agent_env, networkLimit=1)  # 1 Mbit/s: about 4 s, two leases
     started = time.monotonic()

@@ -9,15 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-import workers.housekeeping
-import workers.progress
+import workers.agent.lease
+import workers.agent.runner
 from app.extensions import db
 from app.models import Restore, Run
+from app.services.run_lifecycle import claim, lease_seconds
 from app.timeutil import utcnow
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
-from workers.housekeeping import WORKER_LOST, sweep
-from workers.progress import LEASE_SECONDS
-from workers.scheduler import fire_due_jobs
+from workers.control.sweeps import WORKER_LOST, sweep
+from workers.beat.scheduler import fire_due_jobs
 
 SHORT_LEASE = 2.0
 
@@ -25,13 +25,13 @@ SHORT_LEASE = 2.0
 @pytest.fixture
 def short_lease(monkeypatch):
     """ZDM_RUN_LEASE_SECONDS=2 for the agent's heartbeat and the sweeper, in this process."""
-    monkeypatch.setattr(workers.progress, "LEASE_SECONDS", SHORT_LEASE)
-    monkeypatch.setattr(workers.progress, "HEARTBEAT_SECONDS", SHORT_LEASE / 4)
-    monkeypatch.setattr(workers.housekeeping, "LEASE_SECONDS", SHORT_LEASE)
+    monkeypatch.setenv("ZDM_RUN_LEASE_SECONDS", str(SHORT_LEASE))
     return SHORT_LEASE
 
 
-def stale(seconds: float = LEASE_SECONDS + 1):
+def stale(seconds: float | None = None):
+    """A heartbeat time this many seconds ago (default: just beyond the lease)."""
+    seconds = lease_seconds() + 1 if seconds is None else seconds
     return utcnow() - timedelta(seconds=seconds)
 
 
@@ -73,7 +73,7 @@ def test_a_lost_retry_is_not_retried_again(register, broker):
 
 def test_fresh_heartbeat_is_left_alone(register, broker):
     job = register(**every_minute())
-    start(fire_due_jobs(later(job))[0], stale(LEASE_SECONDS - 10))
+    start(fire_due_jobs(later(job))[0], stale(lease_seconds() - 10))
 
     sweep(later(job) + timedelta(hours=1))  # the sweeper's own clock does not judge leases
 
@@ -128,14 +128,12 @@ def test_an_agent_with_its_clock_hours_ahead_that_dies_is_lost_after_the_lease(
 ):
     """Its heartbeat must not carry its clock: a heartbeat stamped hours ahead would keep a
     dead agent's run `running` for hours."""
-    import workers.runner
-
     ahead = utcnow() + timedelta(hours=3)
-    for module in (workers.runner, workers.progress):
+    for module in (workers.agent.runner, workers.agent.lease):
         monkeypatch.setattr(module, "utcnow", lambda: ahead, raising=False)
     job = register(**every_minute())
     run = fire_due_jobs(later(job))[0]
-    assert workers.runner._claim(Run, run.id)  # the agent starts the run, then dies
+    assert claim(Run, run.id)  # the agent starts the run, then dies
 
     sweep(later(job))
     assert [r.state for r in runs_of(job.id)] == ["running"]  # within the lease

@@ -16,10 +16,10 @@ from tests.scheduling.conftest import later, queued_messages
 from tests.scheduling.test_mail import inbox  # noqa: F401 (fixture: aiosmtpd on loopback)
 from tests.scheduling.test_runner import agent_env, queued_run  # noqa: F401 (fixture)
 from workers import engine
-from workers.mail import notify_verification_finished
-from workers.runner import run_backup
-from workers.scheduler import fire_due_jobs
-from workers.verification import reconcile_server, run_verification
+from workers.agent.runner import run_backup
+from workers.agent.verification import reconcile_server, run_verification
+from workers.control.mail import notify_verification_finished
+from workers.beat.scheduler import fire_due_jobs
 
 MiB = 1024 * 1024
 

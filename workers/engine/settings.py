@@ -21,7 +21,19 @@ import os
 MASTER_KEY_ENV = "ZDM_MASTER_KEY"
 LOCK_TIMEOUT_ENV = "ZDM_ENGINE_LOCK_TIMEOUT"
 
-LOCK_TIMEOUT = float(os.environ.get(LOCK_TIMEOUT_ENV, "3600"))
+
+def _lock_timeout() -> float:
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip() or "3600"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"setting {LOCK_TIMEOUT_ENV} must be a number of seconds, got {raw!r}")
+    return value
+
+
+LOCK_TIMEOUT = _lock_timeout()
 
 
 def master_key_text() -> str | None:

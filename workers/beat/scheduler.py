@@ -1,4 +1,4 @@
-"""The beat scheduler: `celery -A workers beat -S workers.scheduler:ZdmScheduler`.
+"""The beat scheduler: `celery -A workers beat -S workers.beat.scheduler:ZdmScheduler`.
 
 Every tick (at most a second apart) it reads the due jobs from the database, so jobs
 registered, changed, stopped or deleted through the API are honoured from their next fire
@@ -36,7 +36,7 @@ import ctypes.util
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from celery.beat import Scheduler
 from flask import current_app
@@ -46,10 +46,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.extensions import db
 from app.models import UNFINISHED_RUN_STATES, BackupJob, Run, Server
 from app.services import dispatch
-from app.services.runs import change_state, finish_run, job_schedule, refresh_job_status
+from app.services.run_lifecycle import AGENT_OFFLINE, refresh_job_status, run_deadline
 from app.services.schedule import Schedule, next_fire_time
 from app.services.verification import fire_due_verifications
 from app.timeutil import iso_utc, utcnow
+from workers.app_context import worker_app
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ BATCH_SIZE = 1000
 # A tick keeps firing batches for at most this long, then lets Celery's own schedule run.
 TICK_BUDGET_SECONDS = 5.0
 _MAX_CATCH_UP = 100_000  # fire times counted after a long outage, per job
-AGENT_OFFLINE = "no agent started the run before its deadline (agent offline)"
 OVERLAP = "the previous run of this job was still queued or running"
 
 
@@ -393,37 +393,6 @@ def _send(queued: list[tuple[int, _Claim]], now: datetime) -> None:
         log.warning("%d runs were not sent; the sweep sends them again", len(queued) - sent)
 
 
-# ---- deadlines (shared with the control worker's sweep) ------------------------------------
-
-
-def run_deadline(trigger: str, scheduled_for: datetime, queued_at: datetime, schedule) -> datetime:
-    """When a queued run that no agent has started is recorded `missed`: the job's next
-    fire time for a scheduled run; the misfire grace for manual runs and one-off jobs."""
-    deadline = None
-    if trigger == "schedule":
-        deadline = next_fire_time(schedule, scheduled_for)
-    if deadline is None:
-        grace = current_app.config["ZDM_MISFIRE_GRACE_SECONDS"]
-        deadline = queued_at + timedelta(seconds=grace)
-    return deadline
-
-
-def unstarted_too_long(run: Run, now: datetime) -> bool:
-    return run_deadline(run.trigger, run.scheduled_for, run.queued_at, job_schedule(run.job)) <= now
-
-
-def expire_unstarted_runs(job: BackupJob, now: datetime) -> int:
-    """Queued runs whose job has reached its next fire time become `missed`."""
-    count = 0
-    queued = select(Run).where(Run.job_id == job.id, Run.state == "queued")
-    for run in db.session.scalars(queued).all():
-        # conditional: an agent may claim the run between our read and this write
-        if unstarted_too_long(run, now) and change_state(run, ("queued",), "missed"):
-            finish_run(run, "missed", AGENT_OFFLINE)
-            count += 1
-    return count
-
-
 # ---- the Celery beat scheduler ------------------------------------------------------------
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -441,9 +410,7 @@ class ZdmScheduler(Scheduler):
     """Celery beat's Scheduler, plus the database-driven backup schedule."""
 
     def __init__(self, *args, **kwargs):
-        from workers.celery_app import flask_app
-
-        self.flask_app = flask_app
+        self.flask_app = worker_app()
         super().__init__(*args, **kwargs)
 
     def tick(self, *args, **kwargs):

@@ -1,14 +1,14 @@
 """The control worker's sweeps: lost runs and restores, and runs no agent started.
 
-A run whose heartbeat is older than the lease (`ZDM_RUN_LEASE_SECONDS`, default 60) lost its
-worker: it becomes `failed` ("worker lost") and, unless it was itself a retry, is retried
-once. With the sweep every `ZDM_SWEEP_SECONDS` (30), a lost run is noticed within 90 s.
-Every change is a conditional UPDATE, so two sweeps at once (two beats) do it once.
+A run whose lease was not renewed for `ZDM_RUN_LEASE_SECONDS` (default 60) lost its worker: it
+becomes `failed` ("worker lost") and, unless it was itself a retry, is retried once. With the
+sweep every `ZDM_SWEEP_SECONDS` (30), a lost run is noticed within 90 s. Every change is a
+conditional UPDATE, so two sweeps at once (two beats) do it once.
 
-Heartbeats are stamped with the database's clock and the lease is judged in SQL against the
-same clock (`db_now`), so neither an agent's clock nor this worker's can declare a live run
-lost or keep a dead one alive. `now` (this worker's clock, or a test's) only serves the
-rules about queued runs, which follow the jobs' fire times.
+The lease rules, like every rule of a run's life, are `app/services/run_lifecycle.py`: leases
+are stamped and judged with the database's clock, so neither an agent's clock nor this
+worker's can declare a live run lost or keep a dead one alive. `now` (this worker's clock, or
+a test's) only serves the rules about queued runs, which follow the jobs' fire times.
 """
 
 from __future__ import annotations
@@ -16,21 +16,24 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.database import db_now
 from app.extensions import db
 from app.models import Restore, Run
 from app.services import dispatch
-from app.services.runs import change_state, create_run, dispatch_run, finish_run
+from app.services.run_lifecycle import (
+    WORKER_LOST,
+    create_run,
+    finish_run,
+    lease_expired,
+    miss_if_unstarted,
+    take_lost,
+)
+from app.services.runs import dispatch_run
 from app.timeutil import utcnow
-from workers.progress import LEASE_SECONDS
-from workers.scheduler import AGENT_OFFLINE, unstarted_too_long
 
 log = logging.getLogger(__name__)
-
-WORKER_LOST = "worker lost: no heartbeat from the agent within the lease"
-
 
 # A queued run whose message never reached the broker (its sender died between commit and
 # send) is sent again after this long.
@@ -47,30 +50,11 @@ def sweep(now: datetime | None = None) -> dict:
     }
 
 
-def _lease_expired(model):
-    """Unfinished, and no heartbeat within the lease, by the database's clock."""
-    return (
-        model.state.in_(("running", "canceling")),
-        model.heartbeat_at < db_now(-LEASE_SECONDS),
-    )
-
-
-def _take(model, row, **values) -> bool:
-    """The lost row, if it is still lost: unfinished and still without a fresh heartbeat."""
-    taken = db.session.execute(
-        update(model)
-        .where(model.id == row.id, *_lease_expired(model))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return taken == 1
-
-
 def sweep_lost_runs() -> list[int]:
     retried = []
-    for run in db.session.scalars(select(Run).where(*_lease_expired(Run))).all():
+    for run in db.session.scalars(select(Run).where(*lease_expired(Run))).all():
         was_canceling = run.state == "canceling"
-        if not _take(Run, run, state="failed", finished_at=db_now()):
+        if not take_lost(Run, run, state="failed", finished_at=db_now()):
             db.session.rollback()
             continue
         db.session.refresh(run)
@@ -93,8 +77,7 @@ def sweep_lost_runs() -> list[int]:
 def sweep_unstarted_runs(now: datetime) -> list[int]:
     missed = []
     for run in db.session.scalars(select(Run).where(Run.state == "queued")).all():
-        if unstarted_too_long(run, now) and change_state(run, ("queued",), "missed"):
-            finish_run(run, "missed", AGENT_OFFLINE)
+        if miss_if_unstarted(run, now):
             missed.append(run.id)
         db.session.commit()
     return missed
@@ -114,8 +97,8 @@ def resend_undispatched_runs(now: datetime) -> list[int]:
 
 def sweep_lost_restores() -> list[int]:
     lost = []
-    for restore in db.session.scalars(select(Restore).where(*_lease_expired(Restore))).all():
-        if _take(Restore, restore, state="failed", finished_at=db_now()):
+    for restore in db.session.scalars(select(Restore).where(*lease_expired(Restore))).all():
+        if take_lost(Restore, restore, state="failed", finished_at=db_now()):
             db.session.refresh(restore)
             restore.error_message = WORKER_LOST
             lost.append(restore.id)

@@ -1,20 +1,22 @@
-"""While a backup or restore runs: publish its progress and keep its lease alive.
+"""While a backup or restore runs: publish its progress and renew its lease.
 
-A thread writes the latest progress and a heartbeat to the run's row every few seconds
-with its own connection, and reads the row's state back: `canceling` (or a deleted row)
-tells the engine to stop at its next safe point. The sweeper declares a run whose
-heartbeat is older than the lease lost ("worker lost").
+A thread writes the latest progress and renews the lease (`heartbeat_at`) of the run's row
+every `lease_renew_seconds()` with its own connection, and reads the row's state back:
+`canceling` (or a deleted row) tells the engine to stop at its next safe point. The control
+worker declares a run whose lease ran out lost ("worker lost"); the rules are in
+`app/services/run_lifecycle.py`.
 
-The heartbeat is stamped with the database's clock (`db_now`), never the agent's: an agent
-whose clock is hours off is judged by the same clock as everyone else. It beats for the whole
+The lease is stamped with the database's clock (`db_now`), never the agent's: an agent whose
+clock is hours off is judged by the same clock as everyone else. It is renewed for the whole
 run, rotation included; after the engine's part, `hold()` stops publishing progress (the
 runner has recorded the true totals) but keeps the lease.
+
+(The engine's own `workers/engine/progress.py` measures progress; this module reports it.)
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from flask import current_app
@@ -22,16 +24,17 @@ from sqlalchemy import Table, select, update
 
 from app.database import db_now
 from app.extensions import db
+from app.services.run_lifecycle import lease_renew_seconds
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = float(os.environ.get("ZDM_RUN_LEASE_SECONDS", 60))
-HEARTBEAT_SECONDS = max(0.5, min(5.0, LEASE_SECONDS / 4))
 
+class RunLease(threading.Thread):
+    """Used as `with RunLease(...) as lease:` around the engine's work; hands the engine its
+    `progress` and `should_cancel` callbacks."""
 
-class ProgressMonitor(threading.Thread):
     def __init__(self, table: Table, row_id: int, bytes_column: str):
-        super().__init__(name=f"zdm-progress-{row_id}", daemon=True)
+        super().__init__(name=f"zdm-lease-{row_id}", daemon=True)
         self.table, self.row_id, self.bytes_column = table, row_id, bytes_column
         self.stopped = threading.Event()
         self.cancel_requested = threading.Event()
@@ -50,8 +53,9 @@ class ProgressMonitor(threading.Thread):
         self._latest = None
 
     def run(self) -> None:
+        interval = lease_renew_seconds()
         with self.app.app_context():
-            while not self.stopped.wait(HEARTBEAT_SECONDS):
+            while not self.stopped.wait(interval):
                 try:
                     self.publish()
                 except Exception as exc:  # a database hiccup must not kill the backup
@@ -71,7 +75,7 @@ class ProgressMonitor(threading.Thread):
         if state != "running":  # canceling, deleted, or declared lost by the sweeper
             self.cancel_requested.set()
 
-    def __enter__(self) -> ProgressMonitor:
+    def __enter__(self) -> RunLease:
         self.start()
         return self
 

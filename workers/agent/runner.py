@@ -1,4 +1,8 @@
-"""What an agent does with a run or a restore: claim it, run the engine, record the outcome."""
+"""What an agent does with a run or a restore: claim it, run the engine, record the outcome.
+
+State changes follow `app/services/run_lifecycle.py`; the lease is kept by `lease.py`. The
+master key of encrypted jobs (`ZDM_MASTER_KEY`) is read by the engine itself.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,21 @@ import logging
 import os
 import socket
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 import config
-from app.database import db_now
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch, restore_policy
-from app.services.runs import change_state, finish_run, refresh_job_status
+from app.services.run_lifecycle import change_state, claim, finish_run, note, refresh_job_status
 from app.services.verification import distrusted_objects
-from app.timeutil import iso_utc, utcnow
+from app.timeutil import utcnow
 from workers import engine
-from workers.agent import agent_settings
-from workers.progress import ProgressMonitor
-from workers.verification import reconcile_repository
+from workers.agent.lease import RunLease
+from workers.agent.settings import agent_settings
+from workers.agent.verification import reconcile_repository
 
 log = logging.getLogger(__name__)
-
-
-def _claim(model, row_id: int) -> bool:
-    """queued -> running, for exactly one worker: a redelivered message finds it taken. The
-    lease starts on the database's clock (see workers/progress.py)."""
-    claimed = db.session.execute(
-        update(model)
-        .where(model.id == row_id, model.state == "queued")
-        .values(state="running", started_at=db_now(), heartbeat_at=db_now())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return claimed == 1
-
-
-def _note(row, message: str) -> None:
-    row.log = [*(row.log or []), f"{iso_utc(utcnow())} {message}"]
-
-
-def master_key() -> str | None:
-    return os.environ.get(engine.MASTER_KEY_ENV) or None
 
 
 def _engine_call(operation, canceled: str, label: str):
@@ -62,7 +44,7 @@ def _engine_call(operation, canceled: str, label: str):
 
 def run_backup(run_id: int) -> str:
     """Execute a queued run on this agent; returns the run's final state."""
-    if not _claim(Run, run_id):
+    if not claim(Run, run_id):
         return "ignored"
     run = db.session.get(Run, run_id)
     job = run.job
@@ -72,7 +54,7 @@ def run_backup(run_id: int) -> str:
     served = settings.source_of(job.partition.name) if settings else None
     if served is None:
         finish = ("failed", f"partition {job.partition.name} is not served by this agent")
-    _note(run, f"started on {run.worker}: {job.mode} backup of {job.partition.name}")
+    note(run, f"started on {run.worker}: {job.mode} backup of {job.partition.name}")
     refresh_job_status(job)
     db.session.commit()
     if finish is None:
@@ -88,7 +70,7 @@ def run_backup(run_id: int) -> str:
 
 def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
     # The lease is kept for the whole run: rotation may wait long for the repository's lock.
-    with ProgressMonitor(Run.__table__, run.id, "bytes_read") as monitor:
+    with RunLease(Run.__table__, run.id, "bytes_read") as lease:
         result, failure = _engine_call(
             lambda: engine.backup(
                 job.repository.path,
@@ -99,9 +81,8 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
                 encryption="aes256" if job.encryption == "aes256" else None,
                 rate_limit_mbps=job.network_limit,
                 exclude_dirs=job.exclude_dirs or (),
-                progress=monitor.progress,
-                should_cancel=monitor.should_cancel,
-                master_key=master_key(),
+                progress=lease.progress,
+                should_cancel=lease.should_cancel,
                 # objects a verification found damaged: stored again, never reused
                 distrust=distrusted_objects(job.repository_id),
                 # the database, not the repository, says which point to build on
@@ -112,7 +93,7 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
         )
         if failure:
             return failure
-        monitor.hold()
+        lease.hold()
         _record_point(run, job, result)
         _apply_rotation(run, job)
     return "success", None
@@ -143,11 +124,11 @@ def _record_point(run: Run, job, result) -> None:
             digest=result.digest,
         )
     )
-    _note(
+    note(
         run, f"recovery point {result.point_id} ({result.mode}, {result.stored_size} bytes stored)"
     )
     if result.healed_blocks:
-        _note(run, f"{result.healed_blocks} damaged blocks stored again instead of reused")
+        note(run, f"{result.healed_blocks} damaged blocks stored again instead of reused")
     db.session.commit()
 
 
@@ -182,20 +163,20 @@ def _apply_rotation(run: Run, job) -> None:
     try:
         report = engine.prune(repository, engine_job, keep, order=order)
     except engine.EngineError as exc:  # before anything was removed (locked, unreadable, ...)
-        _note(run, f"rotation did not run: {exc}")
+        note(run, f"rotation did not run: {exc}")
         db.session.commit()
         return
     _forget_points(job.repository_id, engine_job, report.removed_points)
     if report.removed_points:
-        _note(run, f"rotation removed {len(report.removed_points)} old recovery points")
+        note(run, f"rotation removed {len(report.removed_points)} old recovery points")
     if report.unknown:
-        _note(
+        note(
             run,
             f"rotation left {len(report.unknown)} points alone that the database does not know "
             f"({', '.join(report.unknown)})",
         )
     for problem in report.problems:
-        _note(run, f"rotation: {problem}")
+        note(run, f"rotation: {problem}")
     db.session.commit()
     reconcile_repository(job.repository)  # the database agrees with what prune left
 
@@ -213,7 +194,7 @@ def run_restore(restore_id: int) -> str:
     """Execute a queued restore on this agent, once the restore policy allows its target on
     this machine; a refused restore ends `failed` with the rule's sentence, having written
     nothing. Returns the restore's final state."""
-    if not _claim(Restore, restore_id):
+    if not claim(Restore, restore_id):
         return "ignored"
     restore = db.session.get(Restore, restore_id)
     point = restore.recovery_point
@@ -227,13 +208,13 @@ def run_restore(restore_id: int) -> str:
             where = restore.target
             if destination.path != restore.target:
                 where += f" ({destination.path})"
-            _note(restore, f"restoring point {point.engine_id} to {where}")
+            note(restore, f"restoring point {point.engine_id} to {where}")
             db.session.commit()
             state, error = _restore(restore, point, destination.path)
     restore.state, restore.finished_at = state, utcnow()
     if error:
         restore.error_message = error
-        _note(restore, error)
+        note(restore, error)
     db.session.commit()
     return state
 
@@ -259,15 +240,14 @@ def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination |
 
 
 def _restore(restore: Restore, point: RecoveryPoint, target: str) -> tuple[str, str | None]:
-    with ProgressMonitor(Restore.__table__, restore.id, "bytes_restored") as monitor:
+    with RunLease(Restore.__table__, restore.id, "bytes_restored") as lease:
         result, failure = _engine_call(
             lambda: engine.restore(
                 point.repository.path,
                 point.engine_id,
                 target,
-                progress=monitor.progress,
-                should_cancel=monitor.should_cancel,
-                master_key=master_key(),
+                progress=lease.progress,
+                should_cancel=lease.should_cancel,
                 # the database's word on what was made, not the point file's
                 expected_digest=point.digest,
                 require_encrypted=point.encrypted,

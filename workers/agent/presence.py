@@ -1,0 +1,70 @@
+"""The agent's presence: its server and partitions in the database, and the server's heartbeat
+(`online`, `lastSeen`) every `ZDM_AGENT_HEARTBEAT_SECONDS`.
+
+This heartbeat says the agent is alive; a run's lease (`lease.py`) says its run is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+from sqlalchemy import select, update
+
+from app.database import db_now
+from app.extensions import db
+from app.models import Center, Partition, Server
+from app.timeutil import utcnow
+from workers.agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+def register_agent(settings: AgentSettings) -> Server:
+    """Upsert the agent's center, server and partitions."""
+    center = db.session.scalar(select(Center).where(Center.name == settings.center))
+    if center is None:
+        center = Center(name=settings.center, description="created by an agent")
+        db.session.add(center)
+    server = db.session.scalar(select(Server).where(Server.name == settings.server))
+    if server is None:
+        server = Server(name=settings.server, center=center)
+        db.session.add(server)
+    known = {p.name: p for p in server.partitions}
+    for position, served in enumerate(settings.partitions):
+        partition = known.get(served.name) or Partition(name=served.name, server=server)
+        partition.kind, partition.size, partition.position = served.kind, served.size, position
+        partition.mountpoint = served.path if served.kind == "directory" else None
+        if served.name not in known:
+            server.partitions.append(partition)
+    server.online, server.last_seen = True, utcnow()
+    db.session.commit()
+    return server
+
+
+def mark_online(server_name: str, online: bool) -> None:
+    """Stamp the server's heartbeat with the database's clock, not this host's."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(Server)
+            .where(Server.name == server_name)
+            .values(online=online, last_seen=db_now())
+        )
+
+
+class ServerHeartbeat(threading.Thread):
+    """Marks the server online every `interval` seconds until `stopped` is set."""
+
+    def __init__(self, app: Flask, server_name: str, interval: float):
+        super().__init__(name="zdm-agent-heartbeat", daemon=True)
+        self.app, self.server_name, self.interval = app, server_name, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        with self.app.app_context():
+            while not self.stopped.wait(self.interval):
+                try:
+                    mark_online(self.server_name, True)
+                except Exception as exc:  # the database may be briefly unavailable
+                    log.warning("agent heartbeat failed: %s", exc)

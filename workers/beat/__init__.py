@@ -1,0 +1,1 @@
+"""Beat: the process that turns job schedules into runs (`workers/beat/scheduler.py`)."""
