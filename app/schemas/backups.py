@@ -151,12 +151,14 @@ class RegistrationSchema(StrictSchema):
 
 
 class RegistrationFailureSchema(StrictSchema):
-    """409 when no partition could be registered: the error envelope with the results."""
+    """409 when no partition could be registered: the error envelope (`success: false`,
+    `error`) carrying `data` and `message` as 201 and 207 do."""
 
-    success = fields.Boolean()
+    success = fields.Boolean(metadata={"example": False})
     requestID = fields.String()
-    error = fields.String()
-    detail = fields.Nested(RegistrationSchema)
+    error = fields.String(metadata={"description": "One clear sentence (the same as `message`)"})
+    data = fields.Nested(RegistrationSchema, metadata={"description": "Why each partition failed"})
+    message = fields.String()
     timestamp = fields.String()
 
 

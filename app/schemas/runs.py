@@ -51,14 +51,19 @@ class RunSchema(StrictSchema):
     log = fields.List(fields.String())
 
 
-class RunStartedSchema(StrictSchema):
-    runId = fields.Integer()
-    run = fields.Nested(RunSchema)
+class JobActionSchema(StrictSchema):
+    """What /start, /stop and /run answer: the job as it is after the action, and what the
+    action did."""
 
-
-class JobStoppedSchema(StrictSchema):
-    canceledRuns = fields.List(fields.Integer())
-    backup = fields.Nested(BackupJobSchema)
+    backup = fields.Nested(BackupJobSchema, metadata={"description": "The job, as GET shows it"})
+    canceledRuns = fields.List(
+        fields.Integer(),
+        metadata={"description": "/stop: the runs it canceled or asked to stop; else empty"},
+    )
+    runId = fields.Integer(allow_none=True, metadata={"description": "/run: the queued run's id"})
+    run = fields.Nested(
+        RunSchema, allow_none=True, metadata={"description": "/run: the queued run; else null"}
+    )
 
 
 class MonitoringSchema(StrictSchema):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.http import ApiError, FieldErrors
+from app.http import FieldErrors
 from app.i18n import t
 from app.models import BackupJob, Partition, Repository, Server, User
 from app.services import lookup
@@ -182,13 +182,3 @@ def _new_job(request, server_id, partition_id, repository_id, people: dict) -> d
         status="scheduled" if active else "waiting",
         next_run_at=next_fire_time(schedule, utcnow()) if active else None,
     )
-
-
-def ensure_registered(registration: Registration) -> None:
-    """409 in the error envelope when no partition could be registered."""
-    if registration.status == 409:
-        raise ApiError(
-            409,
-            "backups_none_registered",
-            {"results": registration.results, "summary": registration.summary},
-        )
