@@ -203,13 +203,16 @@ class BackupMonitoring(MethodView):
     @blp.response(200, envelope(MonitoringSchema, "MonitoringEnvelope"))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     def get(self, ref):
-        """Live progress of the job's current run (`run` is null when none is going)"""
+        """Live progress of the job's current run; once it has finished, the last run with
+        its outcome (`run` is null only for a job that never had a run)"""
         job = lookup.find_job(ref)
         current = runs.unfinished_run(job.id)
+        shown = current or history.latest_run(job.id)
         return ok(
             {
                 "job": {"id": job.id, "name": job.name},
                 "status": job.status,
-                "run": runs.run_view(current) if current else None,
+                "inProgress": current is not None,
+                "run": runs.run_view(shown) if shown else None,
             }
         )

@@ -69,7 +69,17 @@ class JobActionSchema(StrictSchema):
 class MonitoringSchema(StrictSchema):
     job = fields.Nested(_JobRef)
     status = fields.String()
-    run = fields.Nested(RunSchema, allow_none=True)
+    inProgress = fields.Boolean(
+        metadata={"description": "`run` is going now (else it is the last one, finished)"}
+    )
+    run = fields.Nested(
+        RunSchema,
+        allow_none=True,
+        metadata={
+            "description": "The current run; when none is going, the last run with its "
+            "outcome; null for a job that never ran"
+        },
+    )
 
 
 class HistoryArgsSchema(CursorPageArgsSchema):

@@ -105,3 +105,38 @@ def test_start_stop_and_run_document_one_schema(spec):
     }
 
     assert schemas == {"#/components/schemas/JobActionEnvelope"}
+
+
+# ---- monitoring --------------------------------------------------------------------------
+
+
+def test_monitoring_shows_the_last_run_with_its_outcome_once_finished(client, auth, register, spec):
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    run.state, run.bytes_written, run.percent = "running", 512, 50.0
+    db.session.commit()
+    live = client.get(f"/api/v1/backups/monitoring/job/{job.id}", headers=auth)
+    run.state, run.error_message, run.percent = "failed", "disk full", 50.0
+    run.finished_at = run.scheduled_for
+    db.session.commit()
+
+    finished = client.get(f"/api/v1/backups/monitoring/job/{job.id}", headers=auth)
+
+    assert live.get_json()["data"]["inProgress"] is True
+    data = finished.get_json()["data"]
+    assert data["inProgress"] is False
+    assert data["run"]["id"] == run.id
+    assert (data["run"]["state"], data["run"]["errorMessage"]) == ("failed", "disk full")
+    assert data["run"]["finishedAt"] is not None and data["run"]["bytesWritten"] == 512
+    for response in (live, finished):
+        assert_documented(spec, "get", "/api/v1/backups/monitoring/job/{ref}", response)
+
+
+def test_monitoring_of_a_job_that_never_ran(client, auth, register, spec):
+    job = register(**every_minute())
+
+    response = client.get(f"/api/v1/backups/monitoring/job/{job.id}", headers=auth)
+
+    assert response.get_json()["data"]["run"] is None
+    assert response.get_json()["data"]["inProgress"] is False
+    assert_documented(spec, "get", "/api/v1/backups/monitoring/job/{ref}", response)
