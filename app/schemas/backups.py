@@ -16,6 +16,7 @@ from app.schemas.common import (
     StrictSchema,
     UserRefSchema,
 )
+from app.services.job_health import HEALTH_STATES
 from app.services.schedule import ScheduleError, parse_schedule
 
 
@@ -178,6 +179,18 @@ class _TimeSchema(StrictSchema):
 
 class _StatusSchema(StrictSchema):
     current = fields.String(metadata={"description": " | ".join(JOB_STATUSES)})
+    health = fields.String(
+        metadata={
+            "description": "ok | late | inactive. `late`: the job's schedule is active and its "
+            "last success (or, never succeeded, its first fire time after registration) is "
+            "older than twice its interval, the gap between its last two fire times. "
+            "`inactive`: the schedule is stopped (or a one-off job has run).",
+            "enum": list(HEALTH_STATES),
+        }
+    )
+    lastSuccessAt = fields.String(
+        allow_none=True, metadata={"description": "When its last successful run finished"}
+    )
     time = fields.Nested(_TimeSchema)
 
 
@@ -253,6 +266,10 @@ class BackupListArgsSchema(CursorPageArgsSchema):
     partition = fields.String()
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
     repositoryID = Id(strict=False)
+    health = fields.String(
+        validate=validate.OneOf(HEALTH_STATES),
+        metadata={"description": "`late`: jobs whose backups stopped happening (see `health`)"},
+    )
 
 
 class BackupDeleteArgsSchema(StrictSchema):

@@ -323,3 +323,20 @@ def _next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
         if fire > after:
             return fire
     return None
+
+
+def previous_fire_time(schedule: Schedule, before: datetime) -> datetime | None:
+    """The last fire time strictly before `before`, as naive UTC; None when there is none
+    (a `once` schedule not yet due, or none within the bounded search)."""
+    before = as_naive_utc(before)
+    if schedule.type == "once":
+        at = schedule.once_at
+        return at if at < before else None
+    zone = schedule.zone
+    local_before = before.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    candidates = croniter(schedule.cron, local_before)
+    for _ in range(_MAX_CANDIDATES):
+        fire = wall_time_to_utc(candidates.get_prev(datetime), zone)
+        if fire < before:  # a repeated or skipped wall hour can map to `before` or later
+            return fire
+    return None
