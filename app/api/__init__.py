@@ -11,6 +11,7 @@ def register_blueprints(api) -> None:
         centers,
         health,
         index,
+        metrics,
         recovery_points,
         repositories,
         restores,
@@ -32,6 +33,7 @@ def register_blueprints(api) -> None:
         runs,
         recovery_points,
         restores,
+        metrics,
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(tokens.login_blp)  # logging in, throttled (app.login_throttle)
