@@ -11,6 +11,7 @@ jobs one series each would cost Prometheus more than it tells (docs/decisions.md
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -20,7 +21,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from sqlalchemy import case, func, literal_column, select, union_all
+from sqlalchemy import and_, case, func, literal_column, select, union_all
 
 from app.extensions import db
 from app.models import JOB_STATUSES, RUN_STATES, BackupJob, Run, Server
@@ -45,26 +46,29 @@ class DatabaseCollector:
         self.now = now
 
     def collect(self):
-        yield _jobs_by_status()
+        jobs = _live_jobs()
         late_ids = _late_ids(self.now)
-        yield _jobs_by_health(len(late_ids))
-        yield _runs_by_state()
-        yield from _run_durations_and_bytes()
-        yield from _per_job(late_ids)
+        yield _jobs_by_status(jobs)
+        yield _jobs_by_health(jobs, len(late_ids))
+        yield from _runs()
+        yield from _per_job(sum(jobs.values()), late_ids)
         yield from _agents(self.now)
 
 
-def _jobs_by_status() -> GaugeMetricFamily:
-    counts = dict(
-        db.session.execute(
-            select(BackupJob.status, func.count())
-            .where(BackupJob.deleted_at.is_(None))
-            .group_by(BackupJob.status)
-        ).all()
-    )
+def _live_jobs() -> dict[tuple[str, bool], int]:
+    """Live jobs counted by (status, active), in one pass over the index of live jobs."""
+    rows = db.session.execute(
+        select(BackupJob.status, BackupJob.active, func.count())
+        .where(BackupJob.deleted_at.is_(None))
+        .group_by(BackupJob.status, BackupJob.active)
+    ).all()
+    return {(status, bool(active)): count for status, active, count in rows}
+
+
+def _jobs_by_status(jobs: dict) -> GaugeMetricFamily:
     family = GaugeMetricFamily("zdm_jobs", "Backup jobs by status", labels=["status"])
     for status in JOB_STATUSES:
-        family.add_metric([status], counts.get(status, 0))
+        family.add_metric([status], sum(n for (s, _active), n in jobs.items() if s == status))
     return family
 
 
@@ -76,13 +80,9 @@ def _late_ids(now: datetime) -> list[int]:
     return list(db.session.scalars(query))
 
 
-def _jobs_by_health(late: int) -> GaugeMetricFamily:
-    active, inactive = db.session.execute(
-        select(
-            func.count().filter(BackupJob.active.is_(True)),
-            func.count().filter(BackupJob.active.is_(False)),
-        ).where(BackupJob.deleted_at.is_(None))
-    ).one()
+def _jobs_by_health(jobs: dict, late: int) -> GaugeMetricFamily:
+    active = sum(n for (_status, is_active), n in jobs.items() if is_active)
+    inactive = sum(jobs.values()) - active
     family = GaugeMetricFamily(
         "zdm_jobs_health",
         "Backup jobs by health: late = last success older than twice the interval",
@@ -94,63 +94,76 @@ def _jobs_by_health(late: int) -> GaugeMetricFamily:
     return family
 
 
-def _runs_by_state() -> GaugeMetricFamily:
-    counts = dict(db.session.execute(select(Run.state, func.count()).group_by(Run.state)).all())
-    counts["running"] = counts.get("running", 0) + counts.pop("canceling", 0)  # as the API shows
-    family = GaugeMetricFamily("zdm_runs", "Runs of backup jobs by state", labels=["state"])
-    for state in RUN_STATES:
-        family.add_metric([state], counts.get(state, 0))
-    return family
-
-
 def _seconds_between(start, end):
     if db.engine.dialect.name == "postgresql":
-        return func.extract("epoch", end - start)
+        return func.date_part("epoch", end - start)  # double precision; extract() is numeric
     return (func.julianday(end) - func.julianday(start)) * literal_column("86400.0")
 
 
-def _run_durations_and_bytes():
-    duration = _seconds_between(Run.started_at, Run.finished_at)
-    finished = (
-        select(Run.state.label("state"), duration.label("seconds"))
-        .where(
-            Run.state.in_(FINISHED_STATES),
-            Run.started_at.is_not(None),
-            Run.finished_at.is_not(None),
-        )
-        .subquery()
+def _runs():
+    """Runs by state, the durations of finished runs and the bytes written, from one pass
+    over the runs: grouped by state and duration bucket (the index of the first bucket a
+    finished run's duration fits in; null for runs not finished)."""
+    seconds = _seconds_between(Run.started_at, Run.finished_at)
+    timed = and_(
+        Run.state.in_(FINISHED_STATES), Run.started_at.is_not(None), Run.finished_at.is_not(None)
     )
+    bucket = case(
+        *((seconds <= limit, index) for index, limit in enumerate(DURATION_BUCKETS)),
+        else_=len(DURATION_BUCKETS),
+    )
+    runs = select(
+        Run.state.label("state"),
+        Run.bytes_written.label("bytes_written"),
+        case((timed, seconds)).label("seconds"),
+        case((timed, bucket)).label("bucket"),
+    ).subquery()
     rows = db.session.execute(
         select(
-            finished.c.state,
+            runs.c.state,
+            runs.c.bucket,
             func.count(),
-            func.coalesce(func.sum(finished.c.seconds), 0),
-            *(func.sum(case((finished.c.seconds <= b, 1), else_=0)) for b in DURATION_BUCKETS),
-        ).group_by(finished.c.state)
+            func.sum(runs.c.seconds),
+            func.sum(runs.c.bytes_written),
+        ).group_by(runs.c.state, runs.c.bucket)
     ).all()
+
+    by_state: dict[str, int] = {}
+    durations = {state: [0] * (len(DURATION_BUCKETS) + 1) for state in FINISHED_STATES}
+    duration_sums = dict.fromkeys(FINISHED_STATES, 0.0)
+    written = 0
+    for state, bucket_index, count, total_seconds, total_bytes in rows:
+        shown = "running" if state == "canceling" else state  # as the API shows it
+        by_state[shown] = by_state.get(shown, 0) + count
+        written += int(total_bytes or 0)
+        if bucket_index is not None:
+            durations[state][int(bucket_index)] += count
+            duration_sums[state] += float(total_seconds or 0)
+
+    family = GaugeMetricFamily("zdm_runs", "Runs of backup jobs by state", labels=["state"])
+    for state in RUN_STATES:
+        family.add_metric([state], by_state.get(state, 0))
+    yield family
+
     histogram = HistogramMetricFamily(
         "zdm_run_duration_seconds",
         "Duration of finished runs (started to finished), by outcome",
         labels=["state"],
     )
-    by_state = {row[0]: row for row in rows}
     for state in FINISHED_STATES:
-        row = by_state.get(state)
-        count, total = (int(row[1]), float(row[2])) if row else (0, 0.0)
-        below = [int(c or 0) for c in row[3:]] if row else [0] * len(DURATION_BUCKETS)
-        buckets = [(str(float(b)), n) for b, n in zip(DURATION_BUCKETS, below, strict=True)]
-        histogram.add_metric([state], [*buckets, ("+Inf", count)], total)
+        cumulative = list(itertools.accumulate(durations[state]))
+        buckets = [(str(float(b)), n) for b, n in zip(DURATION_BUCKETS, cumulative, strict=False)]
+        histogram.add_metric([state], [*buckets, ("+Inf", cumulative[-1])], duration_sums[state])
     yield histogram
 
-    written = db.session.scalar(select(func.coalesce(func.sum(Run.bytes_written), 0)))
     bytes_written = CounterMetricFamily(
         "zdm_run_bytes_written", "Bytes written to repositories by all runs"
     )
-    bytes_written.add_metric([], int(written))
+    bytes_written.add_metric([], written)
     yield bytes_written
 
 
-def _per_job(late_ids: list[int]):
+def _per_job(live: int, late_ids: list[int]):
     """Last success per job and the late jobs by name: for at most ZDM_METRICS_JOB_SERIES
     jobs each (the late jobs first by id; last success only when all live jobs fit)."""
     limit = current_app.config["ZDM_METRICS_JOB_SERIES"]
@@ -159,9 +172,6 @@ def _per_job(late_ids: list[int]):
         "zdm_job_last_success_timestamp_seconds",
         "When the job's last successful run finished (jobs that never succeeded: absent)",
         labels=labels,
-    )
-    live = db.session.scalar(
-        select(func.count()).select_from(BackupJob).where(BackupJob.deleted_at.is_(None))
     )
     if live <= limit:
         success = last_success_of(BackupJob).label("last_success")
