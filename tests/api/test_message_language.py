@@ -156,3 +156,14 @@ def test_every_marshmallow_message_has_korean(app, message):
         korean = translate_validation_message(message)
 
     assert english_words(korean) <= {"gzip", "lz4"}, korean
+
+
+def test_a_repositorys_verify_schedule_errors_alike(client, auth):
+    response = client.put(
+        "/api/v1/repositories/1", json={"verifySchedule": "0 25 * * *"}, headers=auth
+    )
+
+    payload = assert_error(response, 422, paths=("verifySchedule",))
+    assert payload["detail"]["validationErrors"]["verifySchedule"] == [
+        "시 필드의 값 '25'이(가) 허용 범위(0-23)를 벗어났습니다"
+    ]
