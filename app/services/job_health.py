@@ -16,8 +16,9 @@ thresholds per distinct schedule (the cron arithmetic runs once per schedule, no
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, Select, String, and_, column, false, or_, select, values
 
@@ -41,14 +42,34 @@ def late_bound(schedule: Schedule, now: datetime) -> LateBound | None:
     or one that has not fired twice yet."""
     if schedule.type == "once":
         return None
+    minute = now.replace(second=0, microsecond=0)
+    if minute == now:  # on a minute, where a fire time may lie: no shortcut
+        found = _interval_and_registered_before(schedule, now)
+    else:
+        found = _within_minute(schedule, minute)
+    if found is None:
+        return None
+    interval, registered_before = found
+    return LateBound(now - 2 * interval, registered_before)
+
+
+def _interval_and_registered_before(schedule: Schedule, now: datetime):
     last = previous_fire_time(schedule, now)
     before_last = previous_fire_time(schedule, last) if last else None
     if before_last is None:
         return None
-    success_before = now - 2 * (last - before_last)
-    # Registered at `created`, its first fire time lies before `success_before` exactly
-    # when `created` lies before the last fire time preceding `success_before`.
-    return LateBound(success_before, previous_fire_time(schedule, success_before))
+    interval = last - before_last
+    # Registered at `created`, its first fire time lies before `now - 2 * interval` exactly
+    # when `created` lies before the last fire time preceding that instant.
+    return interval, previous_fire_time(schedule, now - 2 * interval)
+
+
+@functools.lru_cache(maxsize=4096)
+def _within_minute(schedule: Schedule, minute: datetime):
+    """Fire times fall on whole minutes, so for every instant strictly inside one minute
+    the interval and the registration bound are those of its middle: each page of jobs
+    and each scrape does the cron arithmetic once per schedule and minute."""
+    return _interval_and_registered_before(schedule, minute + timedelta(seconds=30))
 
 
 def health_of(

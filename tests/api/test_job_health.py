@@ -7,7 +7,7 @@ import pytest
 
 from app.extensions import db
 from app.models import BackupJob, Run
-from app.services.job_health import late_bound
+from app.services.job_health import LateBound, late_bound
 from app.services.schedule import Schedule
 from app.timeutil import utcnow
 from tests.api.helpers import body
@@ -150,3 +150,18 @@ def test_seoul_daily_job_interval_in_its_zone():
 
 def test_one_off_jobs_are_never_late():
     assert late_bound(Schedule("once", "2020-01-01T00:00:00", "UTC"), utcnow()) is None
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [Schedule("custom", "*/15 * * * *", "UTC"), Schedule("daily", "30 2 * * *", "Europe/Berlin"),
+     Schedule("custom", "0 2 * * 1-5", "America/New_York"), Schedule("hourly", "7 * * * *", "UTC")],
+)  # fmt: skip
+def test_the_per_minute_shortcut_gives_the_exact_bounds(schedule):
+    from app.services.job_health import _interval_and_registered_before
+
+    start = datetime(2026, 3, 7, 23, 50)  # across a weekend and the US switch to DST
+    for step in range(0, 3 * 24 * 60, 7):
+        now = start + timedelta(minutes=step, seconds=step % 60, microseconds=step)
+        interval, registered_before = _interval_and_registered_before(schedule, now)
+        assert late_bound(schedule, now) == LateBound(now - 2 * interval, registered_before), now
