@@ -113,6 +113,10 @@ class Config:
     # always counted (docs/decisions.md, "Lists and registration at scale").
     ZDM_LIST_EXACT_COUNT = _int("ZDM_LIST_EXACT_COUNT", 10_000, minimum=0)
     ZDM_LIST_COUNT_SECONDS = _int("ZDM_LIST_COUNT_SECONDS", 10, minimum=0)
+    # GET /api/v1/metrics: a long-lived bearer token for Prometheus (user tokens, which
+    # also work, expire); per-job series for at most this many jobs (docs/decisions.md).
+    ZDM_METRICS_TOKEN = _text("ZDM_METRICS_TOKEN", "")
+    ZDM_METRICS_JOB_SERIES = _int("ZDM_METRICS_JOB_SERIES", 1000, minimum=0)
     ZDM_SMTP_URL = _text("ZDM_SMTP_URL", "")
     ZDM_MAIL_FROM = _text("ZDM_MAIL_FROM", "zdm@localhost")
 

@@ -58,6 +58,24 @@ def ok_response(data, key: str = "ok", status: int = 200, *, success: bool = Tru
     return response
 
 
+def refusal_with_data(data, key: str, status: int, **params):
+    """A refusal that still carries data (POST /backups when no partition could be
+    registered): the error envelope (`success: false`, `error`) with the `data` and
+    `message` of the success envelope, so every answer of the endpoint has one shape."""
+    message = t(key, **params)
+    body = {
+        "success": False,
+        "requestID": request_id(),
+        "error": message,
+        "data": data,
+        "message": message,
+        "timestamp": iso_utc(utcnow()),
+    }
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
 def error_body(message: str, detail: dict | None = None) -> dict:
     body = {"success": False, "requestID": request_id(), "error": message}
     if detail:

@@ -122,8 +122,41 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "A cron expression has five fields (minute hour day month weekday).",
     ),
     "cron_invalid": (
-        "올바른 cron 표현식이 아닙니다: {reason}",
-        "Not a valid cron expression: {reason}.",
+        "올바른 cron 표현식이 아닙니다: '{expression}'",
+        "Not a valid cron expression: '{expression}'.",
+    ),
+    "cron_unknown_alias": (
+        "알 수 없는 별칭 '{alias}'입니다. @hourly, @daily, @weekly, @monthly 중 하나여야 합니다",
+        "Unknown alias '{alias}'; use one of @hourly, @daily, @weekly, @monthly.",
+    ),
+    "cron_out_of_range": (
+        "{field} 필드의 값 '{value}'이(가) 허용 범위({range})를 벗어났습니다",
+        "The {field} field's value '{value}' is outside its range {range}.",
+    ),
+    "cron_bad_value": (
+        "{field} 필드의 값 '{value}'을(를) 읽을 수 없습니다 (허용 범위 {range})",
+        "The {field} field's value '{value}' is not valid (range {range}).",
+    ),
+    "cron_field_minute": ("분", "minute"),
+    "cron_field_hour": ("시", "hour"),
+    "cron_field_day": ("일", "day-of-month"),
+    "cron_field_month": ("월", "month"),
+    "cron_field_weekday": ("요일", "day-of-week"),
+    "cron_rule_hourly": (
+        "매시 정해진 한 분에 실행되어야 합니다 (예: '0 * * * *')",
+        "one minute of every hour (e.g. '0 * * * *')",
+    ),
+    "cron_rule_daily": (
+        "매일 정해진 한 시각에 실행되어야 합니다 (예: '0 2 * * *')",
+        "one time of every day (e.g. '0 2 * * *')",
+    ),
+    "cron_rule_weekly": (
+        "매주 한 요일의 정해진 한 시각에 실행되어야 합니다 (예: '0 2 * * 1')",
+        "one time on one weekday (e.g. '0 2 * * 1')",
+    ),
+    "cron_rule_monthly": (
+        "매월 한 날짜의 정해진 한 시각에 실행되어야 합니다 (예: '0 2 1 * *')",
+        "one time on one day of every month (e.g. '0 2 1 * *')",
     ),
     "cron_never_fires": (
         "이 cron 표현식은 실행 시각이 없습니다",
@@ -347,6 +380,15 @@ _MARSHMALLOW_KO: list[tuple[re.Pattern, str]] = [
         r"\1 이상 \2 이하여야 합니다",
     ),
     (re.compile(r"^Must be greater than or equal to (\S+)\.$"), r"\1 이상이어야 합니다"),
+    (re.compile(r"^Must be less than or equal to (\S+)\.$"), r"\1 이하여야 합니다"),
+    (re.compile(r"^Must be greater than (\S+)\.$"), r"\1보다 커야 합니다"),
+    (re.compile(r"^Must be less than (\S+)\.$"), r"\1보다 작아야 합니다"),
+    (re.compile(r"^Length must be (\d+)\.$"), r"길이는 \1이어야 합니다"),
+    (re.compile(r"^Invalid value\.$"), "올바른 값이 아닙니다"),
+    (re.compile(r"^Not a valid utf-8 string\.$"), "올바른 UTF-8 문자열이 아닙니다"),
+    (re.compile(r"^Not a valid number\.$"), "숫자여야 합니다"),
+    (re.compile(r"^Number too large\.$"), "숫자가 너무 큽니다"),
+    (re.compile(r"^Not a valid mapping type\.$"), "객체여야 합니다"),
     (re.compile(r"^Shorter than minimum length (\d+)\.$"), r"길이는 \1 이상이어야 합니다"),
     (re.compile(r"^Longer than maximum length (\d+)\.$"), r"길이는 \1 이하여야 합니다"),
     (

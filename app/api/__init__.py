@@ -10,6 +10,8 @@ def register_blueprints(api) -> None:
         backups,
         centers,
         health,
+        index,
+        metrics,
         recovery_points,
         repositories,
         restores,
@@ -20,6 +22,7 @@ def register_blueprints(api) -> None:
     )
 
     for module in (
+        index,
         health,
         tokens,
         users,
@@ -30,17 +33,23 @@ def register_blueprints(api) -> None:
         runs,
         recovery_points,
         restores,
+        metrics,
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(tokens.login_blp)  # logging in, throttled (app.login_throttle)
     api._app.register_blueprint(_swagger_ui_assets())
+    index.register_landing_routes(api._app, str(_swagger_ui_dist()))
+
+
+def _swagger_ui_dist() -> Path:
+    import flask_swagger_ui
+
+    return Path(flask_swagger_ui.__file__).parent / "dist"
 
 
 def _swagger_ui_assets() -> Blueprint:
     """Swagger UI's files, served locally so /api/v1/docs works without internet access."""
-    import flask_swagger_ui
-
-    dist = Path(flask_swagger_ui.__file__).parent / "dist"
+    dist = _swagger_ui_dist()
     return Blueprint(
         "swagger_ui_assets",
         __name__,

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from app.api.blueprint import Blueprint
 from app.auth import secured
 from app.database import autocommit
-from app.http import ok, ok_response
+from app.http import ok, ok_response, refusal_with_data
 from app.schemas.backups import (
     BackupCreateSchema,
     BackupDeleteArgsSchema,
@@ -20,14 +20,13 @@ from app.schemas.backups import (
 from app.schemas.common import CursorPageArgsSchema, ErrorEnvelopeSchema, envelope, list_of
 from app.schemas.runs import (
     HistoryArgsSchema,
-    JobStoppedSchema,
+    JobActionSchema,
     MonitoringSchema,
     RecoveryPointSchema,
     RunSchema,
-    RunStartedSchema,
 )
 from app.services import history, jobs, lookup, runs
-from app.services.registration import ensure_registered, register_backup_jobs
+from app.services.registration import register_backup_jobs
 
 blp = Blueprint("backups", __name__, url_prefix="/api/v1/backups", description="Backup jobs")
 RegistrationEnvelope = envelope(RegistrationSchema, "RegistrationEnvelope")
@@ -48,11 +47,12 @@ class Backups(MethodView):
     def post(self, request):
         """Register a backup job for each partition (the seed's POST /backups)"""
         registration = register_backup_jobs(request, created_by=g.user)
-        ensure_registered(registration)
         data = {"results": registration.results, "summary": registration.summary}
         if registration.status == 201:
             return ok_response(data, "backups_registered", 201)
-        return ok_response(data, "backups_partially_registered", 207, success=False)
+        if registration.status == 207:
+            return ok_response(data, "backups_partially_registered", 207, success=False)
+        return refusal_with_data(data, "backups_none_registered", 409)
 
     @secured(blp, "viewer")
     @blp.arguments(BackupListArgsSchema(), location="query")
@@ -103,42 +103,60 @@ class BackupByRef(MethodView):
 RunEnvelope = envelope(RunSchema, "RunEnvelope")
 
 
+JobActionEnvelope = envelope(JobActionSchema, "JobActionEnvelope")
+
+
+def job_action(job, *, canceled_runs=(), run=None) -> dict:
+    """What /start, /stop and /run answer: the job as it is now, and what they did."""
+    return {
+        "backup": jobs.job_view(job),
+        "canceledRuns": list(canceled_runs),
+        "runId": run.id if run is not None else None,
+        "run": runs.run_view(run) if run is not None else None,
+    }
+
+
 @blp.route("/<ref>/start")
 class StartBackup(MethodView):
     @secured(blp, "operator")
-    @blp.response(200, BackupJobEnvelope)
+    @blp.response(200, JobActionEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="No future fire time")
     def post(self, ref):
         """Activate the job's schedule"""
         job = lookup.find_job(ref)
         runs.start_job(job)
-        return ok(jobs.job_view(job), "job_started")
+        return ok(job_action(job), "job_started")
 
 
 @blp.route("/<ref>/stop")
 class StopBackup(MethodView):
     @secured(blp, "operator")
-    @blp.response(200, envelope(JobStoppedSchema, "JobStoppedEnvelope"))
+    @blp.response(200, JobActionEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     def post(self, ref):
-        """Deactivate the schedule and cancel a queued or running run"""
+        """Deactivate the schedule and cancel a queued or running run.
+
+        A queued run is canceled at once; a running one stops at the engine's next safe
+        point (its state turns `canceled` then). Either is listed in `canceledRuns`, and
+        the job shows `waiting` from this answer on."""
         job = lookup.find_job(ref)
         canceled = runs.stop_job(job)
-        return ok({"canceledRuns": canceled, "backup": jobs.job_view(job)}, "job_stopped")
+        return ok(job_action(job, canceled_runs=canceled), "job_stopped")
 
 
 @blp.route("/<ref>/run")
 class RunBackupNow(MethodView):
     @secured(blp, "operator")
-    @blp.response(202, envelope(RunStartedSchema, "RunStartedEnvelope"))
+    @blp.response(202, JobActionEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="A run is already going")
     @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="Broker unavailable")
     def post(self, ref):
-        """Run the job now (trigger `manual`)"""
-        run = runs.run_now(lookup.find_job(ref), requested_by=g.user)
-        return ok({"runId": run.id, "run": runs.run_view(run)}, "run_queued", 202)
+        """Run the job now (trigger `manual`); `runId` and `run` are the queued run"""
+        job = lookup.find_job(ref)
+        run = runs.run_now(job, requested_by=g.user)
+        return ok(job_action(job, run=run), "run_queued", 202)
 
 
 @blp.route("/<ref>/runs")
@@ -185,13 +203,16 @@ class BackupMonitoring(MethodView):
     @blp.response(200, envelope(MonitoringSchema, "MonitoringEnvelope"))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
     def get(self, ref):
-        """Live progress of the job's current run (`run` is null when none is going)"""
+        """Live progress of the job's current run; once it has finished, the last run with
+        its outcome (`run` is null only for a job that never had a run)"""
         job = lookup.find_job(ref)
         current = runs.unfinished_run(job.id)
+        shown = current or history.latest_run(job.id)
         return ok(
             {
                 "job": {"id": job.id, "name": job.name},
                 "status": job.status,
-                "run": runs.run_view(current) if current else None,
+                "inProgress": current is not None,
+                "run": runs.run_view(shown) if shown else None,
             }
         )

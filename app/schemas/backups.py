@@ -16,6 +16,7 @@ from app.schemas.common import (
     StrictSchema,
     UserRefSchema,
 )
+from app.services.job_health import HEALTH_STATES
 from app.services.schedule import ScheduleError, parse_schedule
 
 
@@ -151,12 +152,14 @@ class RegistrationSchema(StrictSchema):
 
 
 class RegistrationFailureSchema(StrictSchema):
-    """409 when no partition could be registered: the error envelope with the results."""
+    """409 when no partition could be registered: the error envelope (`success: false`,
+    `error`) carrying `data` and `message` as 201 and 207 do."""
 
-    success = fields.Boolean()
+    success = fields.Boolean(metadata={"example": False})
     requestID = fields.String()
-    error = fields.String()
-    detail = fields.Nested(RegistrationSchema)
+    error = fields.String(metadata={"description": "One clear sentence (the same as `message`)"})
+    data = fields.Nested(RegistrationSchema, metadata={"description": "Why each partition failed"})
+    message = fields.String()
     timestamp = fields.String()
 
 
@@ -176,6 +179,18 @@ class _TimeSchema(StrictSchema):
 
 class _StatusSchema(StrictSchema):
     current = fields.String(metadata={"description": " | ".join(JOB_STATUSES)})
+    health = fields.String(
+        metadata={
+            "description": "ok | late | inactive. `late`: the job's schedule is active and its "
+            "last success (or, never succeeded, its first fire time after registration) is "
+            "older than twice its interval, the gap between its last two fire times. "
+            "`inactive`: the schedule is stopped (or a one-off job has run).",
+            "enum": list(HEALTH_STATES),
+        }
+    )
+    lastSuccessAt = fields.String(
+        allow_none=True, metadata={"description": "When its last successful run finished"}
+    )
     time = fields.Nested(_TimeSchema)
 
 
@@ -251,6 +266,10 @@ class BackupListArgsSchema(CursorPageArgsSchema):
     partition = fields.String()
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
     repositoryID = Id(strict=False)
+    health = fields.String(
+        validate=validate.OneOf(HEALTH_STATES),
+        metadata={"description": "`late`: jobs whose backups stopped happening (see `health`)"},
+    )
 
 
 class BackupDeleteArgsSchema(StrictSchema):

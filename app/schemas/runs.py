@@ -51,20 +51,35 @@ class RunSchema(StrictSchema):
     log = fields.List(fields.String())
 
 
-class RunStartedSchema(StrictSchema):
-    runId = fields.Integer()
-    run = fields.Nested(RunSchema)
+class JobActionSchema(StrictSchema):
+    """What /start, /stop and /run answer: the job as it is after the action, and what the
+    action did."""
 
-
-class JobStoppedSchema(StrictSchema):
-    canceledRuns = fields.List(fields.Integer())
-    backup = fields.Nested(BackupJobSchema)
+    backup = fields.Nested(BackupJobSchema, metadata={"description": "The job, as GET shows it"})
+    canceledRuns = fields.List(
+        fields.Integer(),
+        metadata={"description": "/stop: the runs it canceled or asked to stop; else empty"},
+    )
+    runId = fields.Integer(allow_none=True, metadata={"description": "/run: the queued run's id"})
+    run = fields.Nested(
+        RunSchema, allow_none=True, metadata={"description": "/run: the queued run; else null"}
+    )
 
 
 class MonitoringSchema(StrictSchema):
     job = fields.Nested(_JobRef)
     status = fields.String()
-    run = fields.Nested(RunSchema, allow_none=True)
+    inProgress = fields.Boolean(
+        metadata={"description": "`run` is going now (else it is the last one, finished)"}
+    )
+    run = fields.Nested(
+        RunSchema,
+        allow_none=True,
+        metadata={
+            "description": "The current run; when none is going, the last run with its "
+            "outcome; null for a job that never ran"
+        },
+    )
 
 
 class HistoryArgsSchema(CursorPageArgsSchema):

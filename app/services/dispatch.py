@@ -3,9 +3,8 @@ the web side never imports the workers' code."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import logging
+from datetime import UTC, datetime
 
 from celery import Celery
 from flask import current_app

@@ -37,6 +37,13 @@ def list_runs(args: dict, job_id: int | None = None) -> tuple[list[dict], dict]:
     return [runs.run_view(run) for run in db.session.scalars(shown)], page.pagination
 
 
+def latest_run(job_id: int) -> Run | None:
+    """The job's newest run, finished or not (runs of a job never overlap)."""
+    return db.session.scalar(
+        select(Run).where(Run.job_id == job_id).order_by(Run.id.desc()).limit(1)
+    )
+
+
 def _run_filters(args: dict) -> list:
     conditions = []
     if "jobID" in args:

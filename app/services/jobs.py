@@ -13,6 +13,7 @@ from app.extensions import db
 from app.i18n import t
 from app.models import BackupJob, Center, Partition, Repository, Run, Server, User
 from app.services import runs
+from app.services.job_health import health_condition, health_of, last_success_of
 from app.services.lookup import as_id, by_id_or_name
 from app.services.pagination import page_of_ids
 from app.services.schedule import Schedule, describe, next_fire_time
@@ -32,10 +33,11 @@ def job_views(ids: list[int]) -> list[dict]:
     if not ids:
         return []
     by_id = {row.id: row for row in db.session.execute(_jobs_shown(), {"ids": ids})}
-    return [_shown(by_id[i]) for i in ids if i in by_id]
+    now = utcnow()
+    return [_shown(by_id[i], now) for i in ids if i in by_id]
 
 
-def _shown(row) -> dict:
+def _shown(row, now) -> dict:
     schedule = Schedule(row.schedule_type, row.schedule_expr, row.timezone)
     return {
         "center": {"id": row.center_id, "name": row.center_name},
@@ -55,6 +57,10 @@ def _shown(row) -> dict:
                 },
                 "status": {
                     "current": row.status,
+                    "health": health_of(
+                        schedule, row.active, row.created_at, row.last_success_at, now
+                    ),
+                    "lastSuccessAt": iso_utc(row.last_success_at),
                     "time": runs.run_times(row.run_started_at, row.run_finished_at),
                 },
             },
@@ -102,6 +108,7 @@ def _jobs_shown() -> Select:
         job.next_run_at, job.status, job.updated_at, job.auto_start, job.rotation,
         job.compression, job.encryption, job.exclude_dirs, job.mail_event, job.network_limit,
         job.description, job.server_id, job.repository_id, job.user_id, job.created_by_id,
+        job.active, job.created_at,
     ]  # fmt: skip
     return (
         select(
@@ -116,6 +123,7 @@ def _jobs_shown() -> Select:
             created_by.email.label("created_by_email"),
             Run.started_at.label("run_started_at"),
             Run.finished_at.label("run_finished_at"),
+            last_success_of(job).label("last_success_at"),
         )
         .join(server, server.id == job.server_id)
         .join(center, center.id == server.center_id)
@@ -155,6 +163,8 @@ def job_filters(args: dict) -> list:
         conditions.append(BackupJob.status == args["status"])
     if "repositoryID" in args:
         conditions.append(BackupJob.repository_id == args["repositoryID"])
+    if "health" in args:
+        conditions.append(health_condition(args["health"], utcnow()))
     return conditions
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import ApiError, FieldErrors
+from app.errors import FieldErrors
 from app.extensions import db
 from app.i18n import t
 from app.models import BackupJob, Partition, Repository, Server, User
@@ -182,13 +182,3 @@ def _new_job(request, server_id, partition_id, repository_id, people: dict) -> d
         status="scheduled" if active else "waiting",
         next_run_at=next_fire_time(schedule, utcnow()) if active else None,
     )
-
-
-def ensure_registered(registration: Registration) -> None:
-    """409 in the error envelope when no partition could be registered."""
-    if registration.status == 409:
-        raise ApiError(
-            409,
-            "backups_none_registered",
-            {"results": registration.results, "summary": registration.summary},
-        )

@@ -107,8 +107,9 @@ def finish_run(run: Run, state: str, error: str | None = None) -> None:
 
 def refresh_job_status(job: BackupJob) -> None:
     db.session.flush()
+    # A `canceling` run was stopped: the job shows what it was told to do (`waiting`).
     running = db.session.scalar(
-        select(Run.id).where(Run.job_id == job.id, Run.state.in_(("running", "canceling"))).limit(1)
+        select(Run.id).where(Run.job_id == job.id, Run.state == "running").limit(1)
     )
     if running is not None:
         job.status = "running"

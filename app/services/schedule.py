@@ -12,6 +12,7 @@ back) fires once, at its first occurrence.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -108,15 +109,53 @@ def _expand(expression: str) -> list[list]:
     text = expression.strip()
     if text.startswith("@"):
         if text not in ALIASES:
-            raise ScheduleError("description", t("cron_invalid", reason=f"unknown alias {text}"))
+            raise ScheduleError("description", t("cron_unknown_alias", alias=text))
         text = ALIASES[text]
     if len(text.split()) != 5:
         raise ScheduleError("description", t("cron_field_count"))
     try:
         expanded, _nth = croniter.expand(text)
-    except (CroniterError, ValueError) as exc:
-        raise ScheduleError("description", t("cron_invalid", reason=str(exc))) from None
+    except (CroniterError, ValueError):
+        raise _field_at_fault(text.split()) from None
     return expanded
+
+
+# The five fields: (message key of the field's name, lowest, highest, what names it takes).
+CRON_FIELDS = (
+    ("cron_field_minute", 0, 59, ""),
+    ("cron_field_hour", 0, 23, ""),
+    ("cron_field_day", 1, 31, ", L"),
+    ("cron_field_month", 1, 12, ", JAN-DEC"),
+    ("cron_field_weekday", 0, 7, ", SUN-SAT"),
+)
+
+
+def _field_at_fault(fields: list[str]) -> ScheduleError:
+    """Which field, which value and which range, in the request's language: croniter's
+    own message is English and names neither the field nor the range. Each field is tried
+    alone (the others `*`), then each comma-separated item of the failing field."""
+    for index, field in enumerate(fields):
+        if _accepted(fields, index, field):
+            continue
+        key, low, high, names = CRON_FIELDS[index]
+        items = [item for item in field.split(",") if not _accepted(fields, index, item)]
+        value = items[0] if items else field
+        params = {"field": t(key), "value": value, "range": f"{low}-{high}{names}"}
+        numbers = [int(n) for n in re.findall(r"\d+", value.split("/")[0])]
+        if any(n < low or n > high for n in numbers):
+            return ScheduleError("description", t("cron_out_of_range", **params))
+        return ScheduleError("description", t("cron_bad_value", **params))
+    return ScheduleError("description", t("cron_invalid", expression=" ".join(fields)))
+
+
+def _accepted(fields: list[str], index: int, value: str) -> bool:
+    alone = ["*"] * 5
+    alone[index] = value
+    try:
+        croniter.expand(" ".join(alone))
+    except (CroniterError, ValueError):
+        return False
+    return True
 
 
 def _single(values: list) -> bool:
@@ -124,22 +163,22 @@ def _single(values: list) -> bool:
 
 
 _SHAPES = {
-    # type: (test on [minute, hour, day, month, weekday], the rule in words)
+    # type: (test on [minute, hour, day, month, weekday], message key of the rule in words)
     "hourly": (
         lambda m, h, d, mo, w: _single(m) and h == d == mo == w == ["*"],
-        "one minute of every hour (e.g. '0 * * * *')",
+        "cron_rule_hourly",
     ),
     "daily": (
         lambda m, h, d, mo, w: _single(m) and _single(h) and d == mo == w == ["*"],
-        "one time of every day (e.g. '0 2 * * *')",
+        "cron_rule_daily",
     ),
     "weekly": (
         lambda m, h, d, mo, w: _single(m) and _single(h) and d == mo == ["*"] and _single(w),
-        "one time on one weekday (e.g. '0 2 * * 1')",
+        "cron_rule_weekly",
     ),
     "monthly": (
         lambda m, h, d, mo, w: _single(m) and _single(h) and _single(d) and mo == w == ["*"],
-        "one time on one day of every month (e.g. '0 2 1 * *')",
+        "cron_rule_monthly",
     ),
 }
 
@@ -149,7 +188,7 @@ def _check_shape(type_: str, expanded: list[list]) -> None:
         return
     test, rule = _SHAPES[type_]
     if not test(*expanded):
-        raise ScheduleError("description", t("cron_shape", type=type_, rule=rule))
+        raise ScheduleError("description", t("cron_shape", type=type_, rule=t(rule)))
 
 
 def _shape_of(expanded: list[list]) -> str | None:
@@ -282,5 +321,22 @@ def _next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
         # A candidate can map to an instant not after `after`: the second pass through a
         # repeated hour, or several gap times that all collapse onto the gap's end.
         if fire > after:
+            return fire
+    return None
+
+
+def previous_fire_time(schedule: Schedule, before: datetime) -> datetime | None:
+    """The last fire time strictly before `before`, as naive UTC; None when there is none
+    (a `once` schedule not yet due, or none within the bounded search)."""
+    before = as_naive_utc(before)
+    if schedule.type == "once":
+        at = schedule.once_at
+        return at if at < before else None
+    zone = schedule.zone
+    local_before = before.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    candidates = croniter(schedule.cron, local_before)
+    for _ in range(_MAX_CANDIDATES):
+        fire = wall_time_to_utc(candidates.get_prev(datetime), zone)
+        if fire < before:  # a repeated or skipped wall hour can map to `before` or later
             return fire
     return None

@@ -77,7 +77,7 @@ def test_unknown_route_is_404_in_the_envelope(client, auth):
 
 
 def test_unknown_route_outside_api_is_also_json(client):
-    response = client.get("/favicon.ico")
+    response = client.get("/robots.txt")
 
     assert_error(response, 404)
 

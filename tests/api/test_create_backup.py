@@ -125,8 +125,8 @@ def test_same_job_name_on_same_partition_fails_and_retry_is_safe(client, auth):
     retry = post(client, auth, SEED_ADVANCED)
 
     payload = assert_error(retry, 409)
-    assert payload["detail"]["summary"] == {"total": 2, "successful": 0, "failed": 2}
-    assert all("incremental-backup" in r["errorMessage"] for r in payload["detail"]["results"])
+    assert payload["data"]["summary"] == {"total": 2, "successful": 0, "failed": 2}
+    assert all("incremental-backup" in r["errorMessage"] for r in payload["data"]["results"])
     assert job_count() == 2
 
 

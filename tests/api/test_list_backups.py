@@ -40,6 +40,8 @@ def test_item_shape(client, auth, jobs):
     assert info["schedule"]["nextRunAt"].endswith("T02:00:00.000Z")
     assert info["status"] == {
         "current": "scheduled",
+        "health": "ok",
+        "lastSuccessAt": None,
         "time": {"start": None, "elapsed": None, "end": None},
     }
     assert item["job"]["lastUpdated"]

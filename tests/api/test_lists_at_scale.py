@@ -211,7 +211,7 @@ def test_a_duplicate_is_refused_by_the_index_in_both_paths(client, auth):
     )
 
     assert alone.status_code == 409
-    assert alone.get_json()["detail"]["results"][0]["errorMessage"]
+    assert alone.get_json()["data"]["results"][0]["errorMessage"]
     assert beside.status_code == 207
     states = [(r["partition"], r["state"]) for r in beside.get_json()["data"]["results"]]
     assert states == [("/dev/sda1", "fail"), ("/dev/sda2", "success")]

@@ -13,8 +13,8 @@ from sqlalchemy import func, insert, select
 from app.extensions import db
 from app.models import BackupJob, Run
 from tests.scheduling.conftest import QUEUE, every_minute, later
-from workers.control.sweeps import RESEND_AFTER_SECONDS, resend_undispatched_runs
 from workers.beat.scheduler import BATCH_SIZE, fire_due, fire_due_jobs
+from workers.control.sweeps import RESEND_AFTER_SECONDS, resend_undispatched_runs
 
 JOBS = 2 * BATCH_SIZE + 200  # three batches
 

@@ -9,8 +9,8 @@ from app.extensions import db
 from app.services.run_lifecycle import finish_run
 from tests.end_to_end.processes import free_port
 from tests.scheduling.conftest import every_minute, later
-from workers.control.mail import notify_run_finished
 from workers.beat.scheduler import fire_due_jobs
+from workers.control.mail import notify_run_finished
 
 
 class Inbox:

@@ -8,8 +8,8 @@ from app.services.run_lifecycle import create_run, lease_seconds
 from app.timeutil import utcnow
 from tests.api.helpers import assert_error
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
-from workers.control.sweeps import RESEND_AFTER_SECONDS, sweep
 from workers.beat.scheduler import fire_due_jobs
+from workers.control.sweeps import RESEND_AFTER_SECONDS, sweep
 
 
 def test_next_run_put_back_on_a_fired_time_does_not_stick(register, broker):

@@ -22,11 +22,11 @@ from tests.scheduling.test_sweep import SHORT_LEASE, short_lease  # noqa: F401 (
 from workers import engine
 from workers.agent.runner import run_backup, run_restore
 from workers.agent.settings import parse_partitions
+from workers.beat.scheduler import fire_due_jobs
 from workers.control.mail import notify_run_finished
 from workers.control.sweeps import sweep
 from workers.engine.locks import RepositoryLock
 from workers.engine.repository import RepositoryDir
-from workers.beat.scheduler import fire_due_jobs
 
 
 @pytest.fixture

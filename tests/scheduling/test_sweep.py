@@ -16,8 +16,8 @@ from app.models import Restore, Run
 from app.services.run_lifecycle import claim, lease_seconds
 from app.timeutil import utcnow
 from tests.scheduling.conftest import every_minute, later, queued_messages, runs_of
-from workers.control.sweeps import WORKER_LOST, sweep
 from workers.beat.scheduler import fire_due_jobs
+from workers.control.sweeps import WORKER_LOST, sweep
 
 SHORT_LEASE = 2.0
 

@@ -18,8 +18,8 @@ from tests.scheduling.test_runner import agent_env, queued_run  # noqa: F401 (fi
 from workers import engine
 from workers.agent.runner import run_backup
 from workers.agent.verification import reconcile_server, run_verification
-from workers.control.mail import notify_verification_finished
 from workers.beat.scheduler import fire_due_jobs
+from workers.control.mail import notify_verification_finished
 
 MiB = 1024 * 1024
 

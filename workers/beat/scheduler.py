@@ -340,8 +340,13 @@ def _insert(records: list[dict]) -> list[tuple]:
     made = _insert_ignoring_conflicts(records)
     have = {(row[1], row[3]) for row in made}
     raced = [
-        {**r, "state": "skipped", "error_message": OVERLAP, "finished_at": r["queued_at"],
-         "log": [f"{iso_utc(r['queued_at'])} {OVERLAP}"]}
+        {
+            **r,
+            "state": "skipped",
+            "error_message": OVERLAP,
+            "finished_at": r["queued_at"],
+            "log": [f"{iso_utc(r['queued_at'])} {OVERLAP}"],
+        }
         for r in records
         if r["state"] == "queued" and (r["job_id"], r["scheduled_for"]) not in have
     ]
