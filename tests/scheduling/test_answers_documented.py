@@ -1,6 +1,6 @@
 """The answers of the job endpoints are what the OpenAPI document says, field for field."""
 
-from workers.scheduler import fire_due_jobs
+from workers.beat.scheduler import fire_due_jobs
 
 from app.extensions import db
 from app.models import RecoveryPoint

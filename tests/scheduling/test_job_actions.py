@@ -3,7 +3,7 @@
 job as it is now, plus what the action did)."""
 
 import pytest
-from workers.scheduler import fire_due_jobs
+from workers.beat.scheduler import fire_due_jobs
 
 from app.extensions import db
 from tests.api.helpers import SEED_ADVANCED, TIMESTAMP, body
