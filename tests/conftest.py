@@ -252,3 +252,7 @@ def seed_inventory(app, admin):
     db.session.add_all([center, server, repository])
     db.session.commit()
     return {"center": center, "server": server, "repository": repository}
+
+
+# Jobs and runs (tests/jobs.py): fixtures shared by the API, beat, agent and control tests.
+from tests.jobs import broker_down, register  # noqa: E402,F401

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.api.helpers import (
+from tests.app.api.helpers import (
     SEED_ADVANCED,
     SEED_BASIC,
     SEED_BASIC_ANSWER_DATA,

@@ -1,0 +1,146 @@
+"""The control worker's sweep: lost runs fail and are retried once; unstarted runs are missed.
+
+Leases are judged by the database's clock: a heartbeat is stale when it is older than the lease
+by that clock, whatever the agent's or this process's clock says.
+"""
+
+import time
+from datetime import timedelta
+
+import pytest
+
+import workers.agent.lease
+import workers.agent.runner
+from app.extensions import db
+from app.models import Restore, Run
+from app.services.run_lifecycle import claim, lease_seconds
+from app.timeutil import utcnow
+from tests.jobs import every_minute, later, queued_messages, runs_of
+from workers.beat.scheduler import fire_due_jobs
+from workers.control.sweeps import WORKER_LOST, sweep
+
+SHORT_LEASE = 2.0
+
+
+@pytest.fixture
+def short_lease(monkeypatch):
+    """ZDM_RUN_LEASE_SECONDS=2 for the agent's heartbeat and the sweeper, in this process."""
+    monkeypatch.setenv("ZDM_RUN_LEASE_SECONDS", str(SHORT_LEASE))
+    return SHORT_LEASE
+
+
+def stale(seconds: float | None = None):
+    """A heartbeat time this many seconds ago (default: just beyond the lease)."""
+    seconds = lease_seconds() + 1 if seconds is None else seconds
+    return utcnow() - timedelta(seconds=seconds)
+
+
+def start(run, heartbeat):
+    run.state, run.started_at, run.heartbeat_at = "running", heartbeat, heartbeat
+    db.session.commit()
+
+
+def test_run_without_heartbeat_fails_as_worker_lost_and_is_retried_once(register, broker):
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    start(run, stale())
+    broker.delete("zdm.server.web-server-01")
+
+    result = sweep(later(job))
+
+    first, retry = runs_of(job.id)
+    assert (first.state, first.error_message) == ("failed", WORKER_LOST)
+    assert (retry.trigger, retry.state, retry.scheduled_for) == (
+        "retry",
+        "queued",
+        first.scheduled_for,
+    )
+    assert result["lost_runs"] == [retry.id]
+    assert [m["run_id"] for m in queued_messages(broker)] == [retry.id]
+
+
+def test_a_lost_retry_is_not_retried_again(register, broker):
+    job = register(**every_minute())
+    start(fire_due_jobs(later(job))[0], stale())
+    sweep(later(job))
+    retry = runs_of(job.id)[1]
+    start(retry, stale())
+
+    sweep(later(job))
+
+    assert [r.state for r in runs_of(job.id)] == ["failed", "failed"]
+
+
+def test_fresh_heartbeat_is_left_alone(register, broker):
+    job = register(**every_minute())
+    start(fire_due_jobs(later(job))[0], stale(lease_seconds() - 10))
+
+    sweep(later(job) + timedelta(hours=1))  # the sweeper's own clock does not judge leases
+
+    assert [r.state for r in runs_of(job.id)] == ["running"]
+
+
+def test_two_sweeps_retry_once(register, broker):
+    job = register(**every_minute())
+    start(fire_due_jobs(later(job))[0], stale())
+
+    sweep(later(job))
+    sweep(later(job))
+
+    assert [(r.trigger, r.state) for r in runs_of(job.id)] == [
+        ("schedule", "failed"),
+        ("retry", "queued"),
+    ]
+
+
+def test_queued_run_no_agent_took_is_missed_after_next_fire_time(register, broker):
+    job = register(**every_minute())
+    now = later(job)
+    fire_due_jobs(now)
+
+    sweep(now + timedelta(seconds=30))
+    assert [r.state for r in runs_of(job.id)] == ["queued"]
+
+    sweep(now + timedelta(seconds=61))
+    assert [r.state for r in runs_of(job.id)] == ["missed"]
+
+
+def test_lost_restore_fails(register, broker, seed_inventory):
+    from app.models import RecoveryPoint
+
+    job = register(**every_minute())
+    point = RecoveryPoint(engine_id="p1", job_id=job.id, repository_id=1, server_id=1,
+                          partition_name="/dev/sda1", partition_kind="block", engine_job="job-1", mode="full")  # fmt: skip
+    restore = Restore(
+        recovery_point=point, server_id=1, target="/tmp/x", state="running", heartbeat_at=stale()
+    )
+    db.session.add_all([point, restore])
+    db.session.commit()
+
+    sweep(later(job))
+
+    db.session.refresh(restore)
+    assert (restore.state, restore.error_message) == ("failed", WORKER_LOST)
+
+
+def test_an_agent_with_its_clock_hours_ahead_that_dies_is_lost_after_the_lease(
+    register, broker, short_lease, monkeypatch
+):
+    """Its heartbeat must not carry its clock: a heartbeat stamped hours ahead would keep a
+    dead agent's run `running` for hours."""
+    ahead = utcnow() + timedelta(hours=3)
+    for module in (workers.agent.runner, workers.agent.lease):
+        monkeypatch.setattr(module, "utcnow", lambda: ahead, raising=False)
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    assert claim(Run, run.id)  # the agent starts the run, then dies
+
+    sweep(later(job))
+    assert [r.state for r in runs_of(job.id)] == ["running"]  # within the lease
+    time.sleep(short_lease + 0.5)
+    sweep(later(job))
+
+    assert [(r.state, r.error_message) for r in runs_of(job.id)] == [
+        ("failed", WORKER_LOST),
+        ("queued", None),
+    ]
