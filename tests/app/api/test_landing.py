@@ -7,7 +7,7 @@ import pytest
 
 from tests.app.api.helpers import TIMESTAMP
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_root_leads_to_the_api_docs(client):

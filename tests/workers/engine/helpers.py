@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 MIB = 1024 * 1024
 BLOCK = 512 * 1024  # the repository block size (workers.engine.repository.DEFAULT_BLOCK_SIZE)
