@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 import config
-from app.extensions import db, migrate
+from app.extensions import db
 
 
 def create_app(settings: object | None = None) -> Flask:
@@ -77,9 +77,12 @@ def register_database(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """The web process's own: autocommit for requests that only read, and Flask-Migrate (for
     `flask zdm init`)."""
+    from flask_migrate import Migrate
+
     from app.database import autocommit_requests
 
     autocommit_requests(app)
+    migrate = Migrate(render_as_batch=True, compare_type=True)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
 
 

@@ -1,6 +1,8 @@
-"""Flask extensions, created unbound and initialised by the app factory."""
+"""Flask extensions, created unbound and initialised by the app factory.
 
-from flask_migrate import Migrate
+Flask-Migrate (and so Alembic) is the web process's own, made in `app.register_extensions`:
+beat, workers and agents never load it."""
+
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
@@ -14,4 +16,3 @@ NAMING_CONVENTION = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
-migrate = Migrate(render_as_batch=True, compare_type=True)

@@ -66,3 +66,30 @@ def test_the_worker_app_has_the_database_and_no_api(app, database_url):
         db.session.remove()
     assert "zdm_api" not in worker_app.extensions
     assert [rule.rule for rule in worker_app.url_map.iter_rules()] == ["/static/<path:filename>"]
+
+
+BUILD_BEAT = """
+import json, sys
+import workers.beat.scheduler
+from workers.app_context import worker_app
+worker_app()
+web_only = ("flask_smorest", "flask_migrate", "alembic", "flask_limiter", "app.api", "app.schemas")
+print(json.dumps(sorted({m.split(".")[0] if not m.startswith("app.") else ".".join(m.split(".")[:2])
+                         for m in sys.modules if m.startswith(web_only)})))
+"""
+
+
+def test_beat_with_its_app_loads_nothing_of_the_web_process(tmp_path):
+    """Beat's resident size (bench/scheduler.py, "beat at rest"): the scheduler and its app
+    load neither the API, its schemas, the login throttle nor Alembic (Flask-Migrate)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", BUILD_BEAT],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'beat.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout) == []
