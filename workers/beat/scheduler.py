@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 BATCH_SIZE = 1000
+# The first batch of a tick is small, so the first runs of a large fan-out go out at once.
+FIRST_BATCH_SIZE = 100
 # A tick keeps firing batches for at most this long, then lets Celery's own schedule run.
 TICK_BUDGET_SECONDS = 5.0
 _MAX_CATCH_UP = 100_000  # fire times counted after a long outage, per job
@@ -94,11 +96,13 @@ def fire_due(now: datetime, budget: float = TICK_BUDGET_SECONDS) -> list[int]:
     returns the ids of the run records made."""
     deadline = time.monotonic() + budget
     recorded: list[int] = []
+    size = FIRST_BATCH_SIZE
     while True:
-        made, claimed = fire_batch(now)
+        made, claimed = fire_batch(now, size=size)
         recorded += made
-        if claimed < BATCH_SIZE or time.monotonic() > deadline:
+        if claimed < size or time.monotonic() > deadline:
             return recorded
+        size = BATCH_SIZE
 
 
 def seconds_until_due(now: datetime) -> float:
@@ -120,10 +124,12 @@ def fire_job(job_id: int, fire_at: datetime, now: datetime) -> Run | None:
     return runs[-1] if runs else None
 
 
-def fire_batch(now: datetime, only: tuple[int, datetime] | None = None) -> tuple[list[int], int]:
-    """One batch: claim due jobs, record their runs, commit, send. Returns the ids of the
-    run records made and the number of jobs claimed."""
-    claims = _claim(now, only)
+def fire_batch(
+    now: datetime, only: tuple[int, datetime] | None = None, size: int = BATCH_SIZE
+) -> tuple[list[int], int]:
+    """One batch of up to `size` due jobs: claim them, record their runs, commit, send.
+    Returns the ids of the run records made and the number of jobs claimed."""
+    claims = _claim(now, only, size)
     if not claims:
         db.session.commit()
         return [], 0
@@ -158,7 +164,7 @@ def fire_batch(now: datetime, only: tuple[int, datetime] | None = None) -> tuple
 # ---- claiming ---------------------------------------------------------------------------
 
 
-def _claim(now: datetime, only: tuple[int, datetime] | None) -> list[_Claim]:
+def _claim(now: datetime, only: tuple[int, datetime] | None, size: int) -> list[_Claim]:
     query = (
         select(
             BackupJob.id,
@@ -176,7 +182,7 @@ def _claim(now: datetime, only: tuple[int, datetime] | None) -> list[_Claim]:
         query = query.where(BackupJob.id == only[0], BackupJob.next_run_at == only[1])
     else:
         query = query.where(BackupJob.next_run_at <= now)
-    query = query.order_by(BackupJob.next_run_at).limit(BATCH_SIZE)
+    query = query.order_by(BackupJob.next_run_at).limit(size)
     postgres = db.session.get_bind().dialect.name == "postgresql"
     if postgres:
         query = query.with_for_update(skip_locked=True, of=BackupJob)
