@@ -27,6 +27,11 @@ from app.timeutil import iso_utc, utcnow
 log = logging.getLogger(__name__)
 
 
+def _job_name(job_id: int | None) -> str | None:
+    job = db.session.get(BackupJob, job_id) if job_id is not None else None
+    return job.name if job is not None else None
+
+
 def dispatch_run(run: Run, expires=None) -> bool:
     """Send a committed, queued run to its server's agent. A broker failure fails the run."""
     job = run.job
@@ -124,7 +129,13 @@ def request_restore(
         dispatch.send(
             dispatch.RESTORE_TASK,
             dispatch.server_queue(server.name),
-            {"restore_id": restore.id, "recovery_point_id": point.id},
+            {
+                "restore_id": restore.id,
+                "recovery_point_id": point.id,
+                # for Flower's task list, like a run's
+                "job_id": point.job_id,
+                "job_name": _job_name(point.job_id),
+            },
         )
     except (BrokerError, OSError) as exc:
         restore.state, restore.finished_at = "failed", utcnow()

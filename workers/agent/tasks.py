@@ -1,21 +1,59 @@
 """The agent's Celery tasks: thin, named explicitly, idempotent (each re-reads the database).
-Sent to `zdm.server.<server>` by name (`app/services/dispatch.py`)."""
+Sent to `zdm.server.<server>` by name (`app/services/dispatch.py`).
+
+What Flower shows is the run's outcome (docs/decisions.md, "Flower"): a run or restore that
+ended `failed` raises `RunFailed` with the run's error (FAILURE, its exception text the
+error); one that ended `canceled` is announced `task-revoked` and ends without a result
+(REVOKED); `success` (and `ignored`, a redelivered message of a run already done) return
+the state (SUCCESS). The outcome is recorded in the database before any of this, and a task
+that raises is acknowledged like one that returns (acks late, `task_acks_on_failure_or_timeout`):
+nothing is redelivered or retried because of it.
+"""
 
 from celery import shared_task
+from celery.exceptions import Ignore
 
+from app.extensions import db
+from app.models import Restore, Run
 from workers.agent.runner import purge_job_points, run_backup, run_restore
 from workers.agent.verification import run_verification
 
 
-@shared_task(name="zdm.backup.run")
-def backup_run(run_id: int, job_id: int | None = None, job_name: str | None = None) -> str:
+class RunFailed(Exception):
+    """A run or restore ended `failed`; the message is its error, as the API shows it."""
+
+
+def _outcome(task, model, row_id: int, state: str) -> str:
+    if state == "failed":
+        row = db.session.get(model, row_id)
+        raise RunFailed((row.error_message if row is not None else None) or "failed")
+    if state == "canceled":
+        task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+        raise Ignore()
+    return state
+
+
+# `throws`: expected outcomes, logged by the worker in one line without a traceback;
+# `max_retries=0`: Celery never runs a task again on its own.
+_RUN_TASK = {"bind": True, "throws": (RunFailed,), "max_retries": 0, "autoretry_for": ()}
+
+
+@shared_task(name="zdm.backup.run", **_RUN_TASK)
+def backup_run(self, run_id: int, job_id: int | None = None, job_name: str | None = None) -> str:
     """Run a backup on the agent (job id and name are there for Flower's task list)."""
-    return run_backup(run_id)
+    return _outcome(self, Run, run_id, run_backup(run_id))
 
 
-@shared_task(name="zdm.restore.run")
-def restore_run(restore_id: int, recovery_point_id: int | None = None) -> str:
-    return run_restore(restore_id)
+@shared_task(name="zdm.restore.run", **_RUN_TASK)
+def restore_run(
+    self,
+    restore_id: int,
+    recovery_point_id: int | None = None,
+    job_id: int | None = None,
+    job_name: str | None = None,
+) -> str:
+    """Run a restore on the agent (point, job id and name are there for Flower's task list)."""
+    return _outcome(self, Restore, restore_id, run_restore(restore_id))
 
 
 @shared_task(name="zdm.repository.purge")
