@@ -237,6 +237,7 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     for run in finished[:2]:
         assert run.scheduled_for.second == 0
         assert (run.mode, run.bytes_read, run.percent) == ("full", 8 * MiB, 100.0)
+        assert run.bytes_written > 0 and run.speed > 0  # the engine's totals, its average
         assert timedelta(0) <= run.started_at - run.scheduled_for < timedelta(seconds=15)
     points = api.get(f"/api/v1/backups/{job_id}/recovery-points", headers=stack.auth).get_json()[
         "data"
@@ -265,6 +266,7 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     restore = wait_until(restore_finished, 60, what="restore")
     assert restore["state"] == "success", restore
     assert restore["bytesRestored"] == 8 * MiB and restore["percent"] == 100.0
+    assert restore["bytesTotal"] == 8 * MiB and restore["speed"] > 0  # the average
     assert sha256(target) == sha256(stack.images["/dev/sda1"])
     api.post(f"/api/v1/backups/{job_id}/stop", headers=stack.auth)
 
@@ -283,10 +285,12 @@ def test_agent_killed_mid_run_is_worker_lost_then_retried_once(stack, api):
             "data"
         ]
         run = data["run"]
-        return run if run and run["state"] == "running" and run["bytesRead"] > 0 else None
+        moving = run and run["state"] == "running" and run["bytesWritten"] > 0
+        return run if moving else None
 
     live = wait_until(progressing, 60, what="progress of the running backup")
     assert 0 < live["percent"] < 100 and live["speed"] > 0
+    assert live["bytesRead"] >= live["bytesWritten"] > 0
 
     stack.processes["agent"].kill()
     stack.start_agent("agent-restarted")

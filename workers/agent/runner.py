@@ -68,9 +68,19 @@ def run_backup(run_id: int) -> str:
     return run.state
 
 
+_BACKUP_COUNTS = {"read": "bytes_read", "written": "bytes_written"}
+_RESTORE_COUNTS = {"done": "bytes_restored"}
+
+
+def _average_speed(size: int, seconds: float) -> float:
+    """What a finished run or restore shows as its speed: bytes per second over the engine's
+    whole work (the engine's own duration)."""
+    return size / seconds if seconds > 0 else 0.0
+
+
 def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
     # The lease is kept for the whole run: rotation may wait long for the repository's lock.
-    with RunLease(Run.__table__, run.id, "bytes_read") as lease:
+    with RunLease(Run.__table__, run.id, _BACKUP_COUNTS) as lease:
         result, failure = _engine_call(
             lambda: engine.backup(
                 job.repository.path,
@@ -106,6 +116,7 @@ def _record_point(run: Run, job, result) -> None:
     run.mode = result.mode
     run.bytes_read, run.bytes_written = result.bytes_read, result.bytes_written
     run.bytes_total, run.percent = result.source_size, 100.0
+    run.speed = _average_speed(result.source_size, result.duration_seconds)
     db.session.add(
         RecoveryPoint(
             engine_id=result.point_id,
@@ -209,6 +220,7 @@ def run_restore(restore_id: int) -> str:
             if destination.path != restore.target:
                 where += f" ({destination.path})"
             note(restore, f"restoring point {point.engine_id} to {where}")
+            restore.bytes_total = point.source_size  # known from the start
             db.session.commit()
             state, error = _restore(restore, point, destination.path)
     restore.state, restore.finished_at = state, utcnow()
@@ -240,7 +252,7 @@ def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination |
 
 
 def _restore(restore: Restore, point: RecoveryPoint, target: str) -> tuple[str, str | None]:
-    with RunLease(Restore.__table__, restore.id, "bytes_restored") as lease:
+    with RunLease(Restore.__table__, restore.id, _RESTORE_COUNTS) as lease:
         result, failure = _engine_call(
             lambda: engine.restore(
                 point.repository.path,
@@ -255,10 +267,13 @@ def _restore(restore: Restore, point: RecoveryPoint, target: str) -> tuple[str, 
             canceled="restore canceled",
             label=f"restore {restore.id}",
         )
+        lease.hold()
     if failure:
         return failure
     db.session.refresh(restore)
     restore.bytes_restored, restore.percent = result.bytes_restored, 100.0
+    restore.bytes_total = result.bytes_restored  # the point's size
+    restore.speed = _average_speed(result.bytes_restored, result.duration_seconds)
     return "success", None
 
 
