@@ -449,6 +449,14 @@ def test_flower_shows_workers_and_tasks_behind_basic_auth(stack, api, flower):
     ).json()["data"]  # fmt: skip
     [row] = [r for r in rows if r["uuid"] == task["uuid"]]
     assert "'job_name': 'flower-job'" in row["kwargs"] and f"'job_id': {job_id}" in row["kwargs"]
+    # the agent's lines of the run (text logs, the default) end with its job and run
+    context = f"[job={job_id} jobName=flower-job run={run_id}]"
+    agent_lines = [
+        line for log in stack.logs.glob("agent*.log") for line in log.read_text().splitlines()
+    ]
+    of_run = [line for line in agent_lines if line.endswith(context)]
+    assert any("full backup of /dev/sda1 started" in line for line in of_run), agent_lines[-20:]
+    assert any("backup ended success" in line for line in of_run)
 
 
 def test_flower_shows_failed_runs_and_restores_as_failure_and_cancels_as_revoked(

@@ -22,6 +22,7 @@ run ends), and the counts the caller maps to its columns: a backup's `bytes_read
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 
@@ -49,6 +50,7 @@ class RunLease(threading.Thread):
         self._latest: dict | None = {"done": 0, "total": 0, "speed": 0.0, "read": 0, "written": 0}
         self._publishing = threading.Lock()  # hold() waits for a publish under way
         self.app = current_app._get_current_object()  # the thread needs its own app context
+        self._context = contextvars.copy_context()  # its lines name the run, as the run's do
 
     # the engine's callbacks
     def progress(self, done: int, total: int, speed: float, read: int, written: int) -> None:
@@ -65,6 +67,9 @@ class RunLease(threading.Thread):
             self._latest = None
 
     def run(self) -> None:
+        self._context.run(self._renew)
+
+    def _renew(self) -> None:
         interval = lease_renew_seconds()
         with self.app.app_context():
             while not self.stopped.wait(interval):

@@ -57,10 +57,12 @@ def run_backup(run_id: int) -> str:
     note(run, f"started on {run.worker}: {job.mode} backup of {job.partition.name}")
     refresh_job_status(job)
     db.session.commit()
+    log.info("%s backup of %s started", job.mode, job.partition.name)
     if finish is None:
         finish = _back_up(run, job, served.path)
     if change_state(run, ("running", "canceling"), finish[0]):
         finish_run(run, *finish)
+        _log_outcome("backup", *finish)
     else:  # the sweeper declared this run lost meanwhile; its outcome stands
         log.warning("run %s ended %s after it was declared lost", run.id, finish[0])
     db.session.commit()
@@ -76,6 +78,14 @@ def _average_speed(size: int, seconds: float) -> float:
     """What a finished run or restore shows as its speed: bytes per second over the engine's
     whole work (the engine's own duration)."""
     return size / seconds if seconds > 0 else 0.0
+
+
+def _log_outcome(what: str, state: str, error: str | None) -> None:
+    """One line per outcome; the log context names the job and the run."""
+    if state == "failed":
+        log.warning("%s failed: %s", what, error)
+    else:
+        log.info("%s ended %s%s", what, state, f": {error}" if error else "")
 
 
 def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
@@ -222,7 +232,9 @@ def run_restore(restore_id: int) -> str:
             note(restore, f"restoring point {point.engine_id} to {where}")
             restore.bytes_total = point.source_size  # known from the start
             db.session.commit()
+            log.info("restore of point %s to %s started", point.engine_id, where)
             state, error = _restore(restore, point, destination.path)
+    _log_outcome("restore", state, error)
     restore.state, restore.finished_at = state, utcnow()
     if error:
         restore.error_message = error

@@ -12,8 +12,10 @@ nothing is redelivered or retried because of it.
 
 from celery import shared_task
 from celery.exceptions import Ignore
+from celery.signals import task_postrun, task_prerun
 
 from app.extensions import db
+from app.log_format import log_context
 from app.models import Restore, Run
 from workers.agent.runner import purge_job_points, run_backup, run_restore
 from workers.agent.verification import run_verification
@@ -54,6 +56,33 @@ def restore_run(
 ) -> str:
     """Run a restore on the agent (point, job id and name are there for Flower's task list)."""
     return _outcome(self, Restore, restore_id, run_restore(restore_id))
+
+
+# ---- every line logged while a run or restore is executed names its job and run ------------
+
+_RUN_CONTEXTS: dict[str, object] = {}  # task id -> the open log context
+
+
+@task_prerun.connect
+def _bind_log_context(task_id=None, task=None, kwargs=None, **_ignored):
+    if task is None or task.name not in (backup_run.name, restore_run.name):
+        return
+    kwargs = kwargs or {}
+    context = log_context(
+        job=kwargs.get("job_id"),
+        jobName=kwargs.get("job_name"),
+        run=kwargs.get("run_id"),
+        restore=kwargs.get("restore_id"),
+    )
+    context.__enter__()
+    _RUN_CONTEXTS[task_id] = context
+
+
+@task_postrun.connect
+def _unbind_log_context(task_id=None, **_ignored):
+    context = _RUN_CONTEXTS.pop(task_id, None)
+    if context is not None:
+        context.__exit__(None, None, None)
 
 
 @shared_task(name="zdm.repository.purge")
