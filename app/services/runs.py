@@ -105,6 +105,26 @@ def run_now(job: BackupJob, requested_by: User) -> Run:
     return run
 
 
+def _check_agent_key(point: RecoveryPoint, server) -> None:
+    """An encrypted point is restored only by an agent holding its master key, as the agents'
+    reports say: none, or another than the one it was made with, is a 409. An agent that never
+    reported, or a point made before fingerprints were recorded, is left to the agent
+    (docs/decisions.md, "Agent capabilities")."""
+    if not point.encrypted or server.engine_version is None:
+        return
+    if server.master_key_fingerprint is None:
+        raise ApiError(409, "restore_agent_has_no_key", ref=point.id, server=server.name)
+    if point.key_fingerprint is not None and point.key_fingerprint != server.master_key_fingerprint:
+        raise ApiError(
+            409,
+            "restore_key_mismatch",
+            ref=point.id,
+            server=server.name,
+            made_with=point.key_fingerprint,
+            holds=server.master_key_fingerprint,
+        )
+
+
 def request_restore(
     point: RecoveryPoint,
     server,
@@ -115,6 +135,7 @@ def request_restore(
 ) -> Restore:
     if point.state == "missing":  # reconciliation found its file gone
         raise ApiError(409, "point_missing", ref=point.id)
+    _check_agent_key(point, server)
     restore = Restore(
         recovery_point=point,
         server=server,

@@ -22,6 +22,7 @@ from app.services.verification import distrusted_objects
 from app.timeutil import utcnow
 from workers import engine
 from workers.agent.lease import RunLease
+from workers.agent.presence import key_fingerprint
 from workers.agent.settings import agent_settings
 from workers.agent.verification import reconcile_repository
 
@@ -143,6 +144,8 @@ def _record_point(run: Run, job, result) -> None:
             compression=job.compression,
             encrypted=job.encryption == "aes256",
             digest=result.digest,
+            # the key it was made with, by its fingerprint: a restore needs that key
+            key_fingerprint=key_fingerprint() if job.encryption == "aes256" else None,
         )
     )
     note(
@@ -221,6 +224,8 @@ def run_restore(restore_id: int) -> str:
     point = restore.recovery_point
     if point is None:
         state, error = "failed", "the recovery point no longer exists"
+    elif (refusal := _key_refusal(point)) is not None:
+        state, error = "failed", refusal
     else:
         destination, error = _restore_destination(restore)
         if destination is None:
@@ -241,6 +246,25 @@ def run_restore(restore_id: int) -> str:
         note(restore, error)
     db.session.commit()
     return state
+
+
+def _key_refusal(point: RecoveryPoint) -> str | None:
+    """Why this agent cannot decrypt `point` (it has no master key, or another one than the
+    point was made with), or None. A point made before fingerprints were recorded is tried."""
+    if not point.encrypted:
+        return None
+    mine = key_fingerprint()
+    if mine is None:
+        return (
+            f"recovery point {point.id} is encrypted and this agent has no master key "
+            f"(ZDM_MASTER_KEY); nothing was written"
+        )
+    if point.key_fingerprint is not None and point.key_fingerprint != mine:
+        return (
+            f"recovery point {point.id} was encrypted with the master key {point.key_fingerprint} "
+            f"and this agent holds another ({mine}); nothing was written"
+        )
+    return None
 
 
 def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination | None, str | None]:

@@ -384,3 +384,29 @@ def test_progress_is_the_engines_while_running_and_when_done(
     assert (restore.bytes_restored, restore.bytes_total, restore.percent) == (size, size, 100.0)
     took = (restore.finished_at - restore.started_at).total_seconds()
     assert restore.speed >= size / took
+
+
+def test_an_agent_holding_another_key_refuses_an_encrypted_point_and_writes_nothing(
+    register, agent_env, broker, monkeypatch, tmp_path
+):
+    first, second = engine.generate_master_key(), engine.generate_master_key()
+    monkeypatch.setenv("ZDM_MASTER_KEY", first)
+    monkeypatch.setenv("ZDM_RESTORE_ROOTS", str(tmp_path))
+    assert run_backup(queued_run(register, agent_env, encryption="aes256").id) == "success"
+    point = db.session.query(RecoveryPoint).one()
+    assert point.key_fingerprint == engine.configured_key_fingerprint(first)
+    monkeypatch.setenv("ZDM_MASTER_KEY", second)  # the agent now holds another key
+    target = tmp_path / "restored.img"
+
+    assert run_restore(restore_of(point, target)) == "failed"
+
+    restore = db.session.query(Restore).one()
+    assert restore.error_message == (
+        f"recovery point {point.id} was encrypted with the master key {point.key_fingerprint} "
+        f"and this agent holds another ({engine.configured_key_fingerprint(second)}); "
+        "nothing was written"
+    )
+    assert not target.exists()
+    monkeypatch.setenv("ZDM_MASTER_KEY", first)
+    assert run_restore(restore_of(point, target)) == "success"
+    assert target.read_bytes() == agent_env["image"].read_bytes()
