@@ -106,6 +106,9 @@ def test_capabilities_reported_and_what_an_agent_cannot_serve_is_refused(
             agents.pop().process.stop()
             agents.append(Agent({**base_env, "ZDM_MASTER_KEY": first_key}, logs, "first"))
             wait_until(reported(first_fp), 60, what="the first key's fingerprint")
+            shown = client.get(f"/api/v1/servers/{SERVER}", headers=auth).get_json()["data"]
+            assert shown["agent"] == {"engineVersion": engine.ENGINE_VERSION,
+                                      "masterKeyFingerprint": first_fp}  # fmt: skip
             answer = register("secret", "aes256")
             assert answer.status_code == 201, answer.get_data(as_text=True)
             job_id = answer.get_json()["data"]["results"][0]["id"]

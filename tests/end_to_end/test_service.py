@@ -205,6 +205,8 @@ def test_agent_registered_its_server_and_is_online(stack, api):
     server = api.get(f"/api/v1/servers/{SERVER}", headers=stack.auth).get_json()["data"]
 
     assert server["online"] is True and server["center"]["name"] == "CENTER-001"
+    # its capabilities, from its heartbeat: this agent has no master key
+    assert server["agent"] == {"engineVersion": engine.ENGINE_VERSION, "masterKeyFingerprint": None}
     assert {p["name"]: p["kind"] for p in server["partitions"]} == {
         "/dev/sda1": "block",
         "/dev/sda2": "block",
