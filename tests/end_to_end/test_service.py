@@ -6,6 +6,7 @@ scenarios of SPEC "Scheduling guarantees" play out in minutes.
 """
 
 import hashlib
+import json
 import os
 import time
 from datetime import timedelta
@@ -531,6 +532,12 @@ def test_flower_shows_failed_runs_and_restores_as_failure_and_cancels_as_revoked
     agents = [w for w in workers["data"] if w["hostname"].startswith("agent")]
     assert sum(w.get("task-failed", 0) for w in agents) >= 2
     assert sum(w.get("task-retried", 0) for w in agents) == 0
+    # acknowledged: none of their messages is left unacked in Redis (kombu's `unacked` hash)
+    import redis
+
+    broker = redis.Redis.from_url(stack.env["REDIS_URL"])
+    unacked = [json.loads(raw)[0]["headers"]["id"] for raw in broker.hvals("unacked")]
+    assert {failed["uuid"], canceled["uuid"], restore["uuid"]} & set(unacked) == set()
     time.sleep(3)  # a redelivered message would have been received again by now
     for key, value in (("run_id", failed_run), ("run_id", canceled_run)):
         assert len(flower_tasks(flower, "zdm.backup.run", key, value)) == 1
