@@ -13,8 +13,8 @@ and run on every line logged inside it, by any module, without pasting them into
 
 Each process installs it where its logging is set up: Celery processes (beat, control worker,
 agents) in `workers/celery_app.py` (Celery's `after_setup_logger` signals), the web process
-through `GunicornLogger` (`gunicorn --logger-class app.log_format.GunicornLogger`, the
-Procfile), which also formats the application's own loggers.
+through `app/gunicorn_logger.py` (`gunicorn --logger-class app.gunicorn_logger.GunicornLogger`,
+the Procfile), which also formats the application's own loggers.
 """
 
 from __future__ import annotations
@@ -155,24 +155,3 @@ def json_line(message: str, level: str = "INFO", logger: str = "zdm") -> str:
         "process": "MainProcess",
         "message": message.strip(),
     }, ensure_ascii=False)  # fmt: skip
-
-
-try:  # only the web process has gunicorn; nothing else imports this class
-    from gunicorn.glogging import Logger as _GunicornLogger
-except ImportError:  # pragma: no cover
-    _GunicornLogger = object
-
-
-class GunicornLogger(_GunicornLogger):
-    """gunicorn's logger with `ZDM_LOG_FORMAT`: its error and access logs, and the root logger
-    (the application's own loggers) on stderr, in the chosen format."""
-
-    def setup(self, cfg) -> None:
-        super().setup(cfg)
-        root = logging.getLogger()
-        if not any(getattr(h, "_zdm", False) for h in root.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(self.error_fmt, self.datefmt))
-            handler._zdm = True
-            root.addHandler(handler)  # its level stays: what reached stderr before still does
-        format_handlers(self.error_log, self.access_log, root)

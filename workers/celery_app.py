@@ -10,7 +10,6 @@ import contextlib
 import os
 import sys
 
-import celery.apps.worker
 from celery import Celery, Task
 from celery.signals import (
     after_setup_logger,
@@ -77,6 +76,8 @@ def _say_in_json(message, f=sys.__stderr__):
 
 
 if json_logs():
+    import celery.apps.worker
+
     celery.apps.worker.safe_say = _say_in_json
 
 
