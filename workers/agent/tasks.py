@@ -1,14 +1,16 @@
 """The agent's Celery tasks: thin, named explicitly, idempotent (each re-reads the database).
 Sent to `zdm.server.<server>` by name (`app/services/dispatch.py`).
 
-What Flower shows is the run's outcome (docs/decisions.md, "Flower"): a run or restore that
-ended `failed` raises `RunFailed` with the run's error (FAILURE, its exception text the
-error); one that ended `canceled` is announced `task-revoked` and ends without a result
-(REVOKED); `success` (and `ignored`, a redelivered message of a run already done) return
-the state (SUCCESS). The outcome is recorded in the database before any of this, and a task
-that raises is acknowledged like one that returns (acks late, `task_acks_on_failure_or_timeout`):
-nothing is redelivered or retried because of it.
+What Flower shows is the run's outcome (docs/decisions.md, issue 10, worker side): a run
+or restore that ended `failed` raises `RunFailed` with the run's error (FAILURE, its
+exception text the error); one that ended `canceled` is announced `task-revoked` and ends
+without a result (REVOKED); `success` (and `ignored`, a redelivered message of a run already
+done) return the state (SUCCESS). The outcome is recorded in the database before any of
+this, and a task that raises is acknowledged like one that returns (acks late,
+`task_acks_on_failure_or_timeout`): nothing is redelivered or retried because of it.
 """
+
+import logging
 
 from celery import shared_task
 from celery.exceptions import Ignore
@@ -20,6 +22,8 @@ from app.models import Restore, Run
 from workers.agent.runner import purge_job_points, run_backup, run_restore
 from workers.agent.verification import run_verification
 
+log = logging.getLogger(__name__)
+
 
 class RunFailed(Exception):
     """A run or restore ended `failed`; the message is its error, as the API shows it."""
@@ -30,7 +34,10 @@ def _outcome(task, model, row_id: int, state: str) -> str:
         row = db.session.get(model, row_id)
         raise RunFailed((row.error_message if row is not None else None) or "failed")
     if state == "canceled":
-        task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+        try:  # a monitoring event: the broker failing here must not fail the task
+            task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+        except Exception as exc:
+            log.warning("could not tell the monitors that the task was revoked: %s", exc)
         raise Ignore()
     return state
 
