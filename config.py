@@ -131,6 +131,20 @@ class Config:
     JSON_SORT_KEYS = False
 
 
+# ---- every process -------------------------------------------------------------------------
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format() -> str:
+    """ZDM_LOG_FORMAT: `text` (default) or `json` (one JSON object a line, for log shippers);
+    read by every process where it sets up logging (`app/log_format.py`)."""
+    value = _text("ZDM_LOG_FORMAT", "text").strip().lower() or "text"
+    if value not in LOG_FORMATS:
+        raise SettingError(f"setting ZDM_LOG_FORMAT must be text or json, got {value!r}")
+    return value
+
+
 # ---- Celery processes ---------------------------------------------------------------------
 
 

@@ -224,6 +224,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "서버 '{server}'의 파티션 '{partition}'에 작업명 '{name}'의 작업이 이미 있습니다",
         "A job named '{name}' already exists for partition '{partition}' of server '{server}'.",
     ),
+    "agent_has_no_master_key": (
+        "서버 '{server}'의 에이전트에 마스터 키(ZDM_MASTER_KEY)가 없어 암호화(aes256) 백업을 할 수 "
+        "없습니다",
+        "The agent of server '{server}' has no master key (ZDM_MASTER_KEY): it cannot make "
+        "encrypted (aes256) backups.",
+    ),
     "exclude_dir_on_block": (
         "excludeDir는 디렉터리 파티션에만 쓸 수 있습니다 ('{partition}'은(는) 블록 파티션입니다)",
         "excludeDir applies to directory partitions only; '{partition}' is a block partition.",
@@ -242,6 +248,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "No agent (server) uses repository {ref}, so nobody can verify it.",
     ),
     "repository_updated": ("저장소 설정이 변경되었습니다", "The repository was updated."),
+    "restore_agent_has_no_key": (
+        "복구 지점 {ref}은(는) 암호화되어 있는데 서버 '{server}'의 에이전트에 마스터 키"
+        "(ZDM_MASTER_KEY)가 없어 복원할 수 없습니다",
+        "Recovery point {ref} is encrypted and the agent of server '{server}' has no master key "
+        "(ZDM_MASTER_KEY); it cannot restore it.",
+    ),
+    "restore_key_mismatch": (
+        "복구 지점 {ref}은(는) 마스터 키 {made_with}(으)로 암호화되었는데 서버 '{server}'의 "
+        "에이전트는 다른 키({holds})를 갖고 있어 복원할 수 없습니다",
+        "Recovery point {ref} was encrypted with master key {made_with}, but the agent of server "
+        "'{server}' holds another key ({holds}); it cannot restore it.",
+    ),
     "point_missing": (
         "복구 지점 {ref}의 파일이 저장소에 없어 복원할 수 없습니다",
         "Recovery point {ref} is missing from its repository and cannot be restored.",

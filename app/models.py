@@ -89,6 +89,11 @@ class Server(db.Model):
     online: Mapped[bool] = mapped_column(default=False)
     last_seen: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What its agent reported in its heartbeat: the engine's version (NULL: the agent never
+    # reported, an older agent or none yet) and a short fingerprint of its master key
+    # (never the key; NULL: no key). docs/decisions.md, "Agent capabilities".
+    engine_version: Mapped[str | None] = mapped_column(String(32))
+    master_key_fingerprint: Mapped[str | None] = mapped_column(String(32))
 
     center: Mapped[Center] = relationship(back_populates="servers")
     partitions: Mapped[list[Partition]] = relationship(
@@ -312,6 +317,9 @@ class RecoveryPoint(db.Model):
     state: Mapped[str] = mapped_column(String(16), default="available", server_default="available")
     # Set by verification when an object the point needs is damaged or missing.
     damaged: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # An encrypted point's master key, as the fingerprint of the agent that made it (NULL:
+    # not encrypted, or made before fingerprints were recorded).
+    key_fingerprint: Mapped[str | None] = mapped_column(String(32))
 
     repository: Mapped[Repository] = relationship()
 

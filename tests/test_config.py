@@ -67,6 +67,7 @@ def test_the_readme_lists_every_setting_with_a_default():
         ("ZDM_VISIBILITY_TIMEOUT_SECONDS", "1.5", config.visibility_timeout_seconds),
         ("ZDM_AGENT_HEARTBEAT_SECONDS", "nan", config.agent_config),
         ("ZDM_FLOWER_PORT", "http", config.flower_config),
+        ("ZDM_LOG_FORMAT", "xml", config.log_format),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_setting(monkeypatch, name, value, read):

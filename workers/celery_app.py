@@ -6,11 +6,21 @@ back into this module. Tasks run inside the process's Flask app context
 (`workers/app_context.py`), built when the first task runs.
 """
 
+import contextlib
+import os
+import sys
+
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    worker_process_init,
+)
 
 import config
 from app.extensions import db
+from app.log_format import format_handlers, json_from_the_start, json_line, json_logs
 from workers.app_context import built_app, worker_app
 
 TASK_MODULES = [
@@ -37,6 +47,50 @@ celery_app.conf.beat_schedule = {
         "options": {"queue": "zdm.control", "expires": _sweep_seconds},
     }
 }
+
+
+# ---- logs: ZDM_LOG_FORMAT (app/log_format.py) ----------------------------------------------
+
+
+json_from_the_start()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger=None, **_kwargs):
+    format_handlers(logger)
+
+
+@celeryd_init.connect
+def _no_banner_in_json(instance=None, **_kwargs):
+    # The worker's start banner is printed, not logged: with JSON logs, every line is JSON.
+    if json_logs():
+        instance.quiet = True
+
+
+def _say_in_json(message, f=sys.__stderr__):
+    """What a Celery worker says to its terminal (`worker: Warm shutdown`, from a signal
+    handler, with a raw write), as a JSON line."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        os.write(f.fileno(), (json_line(message, logger="celery.apps.worker") + "\n").encode())
+
+
+if json_logs():
+    import celery.apps.worker
+
+    celery.apps.worker.safe_say = _say_in_json
+
+
+class _Beat(celery_app.Beat):
+    """`celery beat`, without its printed banner when the logs are JSON."""
+
+    def __init__(self, *args, **kwargs):
+        if json_logs():
+            kwargs["quiet"] = True
+        super().__init__(*args, **kwargs)
+
+
+celery_app.Beat = _Beat
 
 
 @worker_process_init.connect

@@ -3,7 +3,8 @@
 Flower always sits behind basic auth: `ZDM_FLOWER_USER` (default `admin`) and
 `ZDM_FLOWER_PASSWORD`; without a password one is generated once and kept in
 `var/flower-password` (mode 0600, in a directory created 0700), whose path is printed at start.
-The variables are read by `config.flower_config()`.
+The variables are read by `config.flower_config()`. The task list shows each task's kwargs
+(job id and name) and exception (a failed run's error).
 """
 
 import os
@@ -39,6 +40,9 @@ def _password() -> str:
     return password
 
 
+# The task list shows each task's arguments (run or restore id, job id and name) and, for a
+# failed run, its error; Flower's default list shows neither.
+tasks_columns = "name,uuid,state,kwargs,exception,received,started,runtime,worker"
 basic_auth = [f"{_settings.user}:{_password()}"]
 address = _settings.address
 port = _settings.port

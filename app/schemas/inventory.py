@@ -52,6 +52,15 @@ class ServerCreateSchema(StrictSchema):
     partitions = fields.List(fields.Nested(PartitionSchema), load_default=list)
 
 
+class AgentCapabilitiesSchema(StrictSchema):
+    engineVersion = fields.String(metadata={"description": "the agent's backup engine"})
+    masterKeyFingerprint = fields.String(
+        allow_none=True,
+        metadata={"description": "a short fingerprint of its master key (never the key); "
+                  "null: the agent has no key, it cannot make encrypted backups"},
+    )  # fmt: skip
+
+
 class ServerSchema(StrictSchema):
     id = fields.Integer()
     name = fields.String()
@@ -59,6 +68,11 @@ class ServerSchema(StrictSchema):
     description = fields.String(allow_none=True)
     online = fields.Boolean()
     lastSeen = fields.String(allow_none=True)
+    agent = fields.Nested(
+        AgentCapabilitiesSchema,
+        allow_none=True,
+        metadata={"description": "what the server's agent reported; null: it never reported"},
+    )
     partitions = fields.List(fields.Nested(PartitionSchema))
 
 

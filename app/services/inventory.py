@@ -36,6 +36,12 @@ def server_view(server: Server) -> dict:
         "description": server.description,
         "online": is_online(server),
         "lastSeen": iso_utc(server.last_seen),
+        "agent": None
+        if server.engine_version is None
+        else {
+            "engineVersion": server.engine_version,
+            "masterKeyFingerprint": server.master_key_fingerprint,
+        },
         "partitions": [partition_view(p) for p in server.partitions],
     }
 

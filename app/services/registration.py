@@ -119,7 +119,9 @@ def _register_one(
         "nextRunAt": None,
     }
     partition = next((p for p in server.partitions if p.name == name), None)
-    problem = _partition_problem(request, server, partition, name)
+    problem = _partition_problem(request, server, partition, name) or _encryption_problem(
+        request, server
+    )
     if problem:
         result["errorMessage"] = problem
         return result
@@ -145,6 +147,17 @@ def _partition_problem(request, server, partition: Partition | None, name: str) 
         return t("partition_not_on_server", partition=name, server=server.name)
     if request["excludeDir"] and partition.kind == "block":
         return t("exclude_dir_on_block", partition=name)
+    return None
+
+
+def _encryption_problem(request, server: Server) -> str | None:
+    """An encrypted job needs a master key on the server's agent. An agent that never reported
+    (an older one, or none started yet) is not judged: the run says it, as before
+    (docs/decisions.md, "Agent capabilities")."""
+    if request["encryption"] != "aes256" or server.engine_version is None:
+        return None
+    if server.master_key_fingerprint is None:
+        return t("agent_has_no_master_key", server=server.name)
     return None
 
 

@@ -27,6 +27,11 @@ from app.timeutil import iso_utc, utcnow
 log = logging.getLogger(__name__)
 
 
+def _job_name(job_id: int | None) -> str | None:
+    job = db.session.get(BackupJob, job_id) if job_id is not None else None
+    return job.name if job is not None else None
+
+
 def dispatch_run(run: Run, expires=None) -> bool:
     """Send a committed, queued run to its server's agent. A broker failure fails the run."""
     job = run.job
@@ -100,6 +105,26 @@ def run_now(job: BackupJob, requested_by: User) -> Run:
     return run
 
 
+def _check_agent_key(point: RecoveryPoint, server) -> None:
+    """An encrypted point is restored only by an agent holding its master key, as the agents'
+    reports say: none, or another than the one it was made with, is a 409. An agent that never
+    reported, or a point made before fingerprints were recorded, is left to the agent
+    (docs/decisions.md, "Agent capabilities")."""
+    if not point.encrypted or server.engine_version is None:
+        return
+    if server.master_key_fingerprint is None:
+        raise ApiError(409, "restore_agent_has_no_key", ref=point.id, server=server.name)
+    if point.key_fingerprint is not None and point.key_fingerprint != server.master_key_fingerprint:
+        raise ApiError(
+            409,
+            "restore_key_mismatch",
+            ref=point.id,
+            server=server.name,
+            made_with=point.key_fingerprint,
+            holds=server.master_key_fingerprint,
+        )
+
+
 def request_restore(
     point: RecoveryPoint,
     server,
@@ -110,6 +135,7 @@ def request_restore(
 ) -> Restore:
     if point.state == "missing":  # reconciliation found its file gone
         raise ApiError(409, "point_missing", ref=point.id)
+    _check_agent_key(point, server)
     restore = Restore(
         recovery_point=point,
         server=server,
@@ -124,7 +150,13 @@ def request_restore(
         dispatch.send(
             dispatch.RESTORE_TASK,
             dispatch.server_queue(server.name),
-            {"restore_id": restore.id, "recovery_point_id": point.id},
+            {
+                "restore_id": restore.id,
+                "recovery_point_id": point.id,
+                # for Flower's task list, like a run's
+                "job_id": point.job_id,
+                "job_name": _job_name(point.job_id),
+            },
         )
     except (BrokerError, OSError) as exc:
         restore.state, restore.finished_at = "failed", utcnow()

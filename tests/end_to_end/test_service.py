@@ -6,7 +6,9 @@ scenarios of SPEC "Scheduling guarantees" play out in minutes.
 """
 
 import hashlib
+import json
 import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,7 +18,7 @@ from sqlalchemy import update
 import config
 from app import create_app
 from app.extensions import db
-from app.models import BackupJob, RecoveryPoint, Run, Server
+from app.models import BackupJob, Partition, RecoveryPoint, Restore, Run, Server
 from app.timeutil import utcnow
 from tests.conftest import _worker_database, bearer, make_user
 from tests.end_to_end.processes import (
@@ -204,6 +206,8 @@ def test_agent_registered_its_server_and_is_online(stack, api):
     server = api.get(f"/api/v1/servers/{SERVER}", headers=stack.auth).get_json()["data"]
 
     assert server["online"] is True and server["center"]["name"] == "CENTER-001"
+    # its capabilities, from its heartbeat: this agent has no master key
+    assert server["agent"] == {"engineVersion": engine.ENGINE_VERSION, "masterKeyFingerprint": None}
     assert {p["name"]: p["kind"] for p in server["partitions"]} == {
         "/dev/sda1": "block",
         "/dev/sda2": "block",
@@ -236,6 +240,7 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     for run in finished[:2]:
         assert run.scheduled_for.second == 0
         assert (run.mode, run.bytes_read, run.percent) == ("full", 8 * MiB, 100.0)
+        assert run.bytes_written > 0 and run.speed > 0  # the engine's totals, its average
         assert timedelta(0) <= run.started_at - run.scheduled_for < timedelta(seconds=15)
     points = api.get(f"/api/v1/backups/{job_id}/recovery-points", headers=stack.auth).get_json()[
         "data"
@@ -264,6 +269,7 @@ def test_every_minute_job_runs_on_time_once_with_two_beats_and_restores_identica
     restore = wait_until(restore_finished, 60, what="restore")
     assert restore["state"] == "success", restore
     assert restore["bytesRestored"] == 8 * MiB and restore["percent"] == 100.0
+    assert restore["bytesTotal"] == 8 * MiB and restore["speed"] > 0  # the average
     assert sha256(target) == sha256(stack.images["/dev/sda1"])
     api.post(f"/api/v1/backups/{job_id}/stop", headers=stack.auth)
 
@@ -282,10 +288,12 @@ def test_agent_killed_mid_run_is_worker_lost_then_retried_once(stack, api):
             "data"
         ]
         run = data["run"]
-        return run if run and run["state"] == "running" and run["bytesRead"] > 0 else None
+        moving = run and run["state"] == "running" and run["bytesWritten"] > 0
+        return run if moving else None
 
     live = wait_until(progressing, 60, what="progress of the running backup")
     assert 0 < live["percent"] < 100 and live["speed"] > 0
+    assert live["bytesRead"] >= live["bytesWritten"] > 0
 
     stack.processes["agent"].kill()
     stack.start_agent("agent-restarted")
@@ -378,25 +386,42 @@ def test_beat_restarted_catches_up_within_grace_and_records_missed_outside(stack
         assert db.session.get(BackupJob, job_id).next_run_at > now
 
 
-def test_flower_shows_workers_and_tasks_behind_basic_auth(stack, api):
-    import requests
+FLOWER_AUTH = ("ops", "flower-pass")
 
+
+@pytest.fixture(scope="module")
+def flower(stack):
+    """Flower on the stack, started as the Procfile does; its base URL."""
     port = free_port()
     stack.env.update(
         ZDM_FLOWER_PORT=str(port), ZDM_FLOWER_USER="ops", ZDM_FLOWER_PASSWORD="flower-pass"
     )
-    stack.start(
-        "flower", celery("flower", "--conf=workers/flowerconfig.py")
-    )  # as the Procfile does
+    stack.start("flower", celery("flower", "--conf=workers/flowerconfig.py"))
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(base), 60, what="flower")
+    return base
 
+
+def flower_tasks(base, name, key, value):
+    """Flower's tasks (its own HTTP API) named `name` whose kwargs say `key: value`."""
+    import requests
+
+    tasks = requests.get(f"{base}/api/tasks", auth=FLOWER_AUTH, timeout=10).json()
+    return [
+        t
+        for t in tasks.values()
+        if t.get("name") == name and f"'{key}': {value!r}" in (t.get("kwargs") or "")
+    ]
+
+
+def test_flower_shows_workers_and_tasks_behind_basic_auth(stack, api, flower):
+    import requests
+
+    base = flower
     assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
 
     def agent_listed():
-        workers = requests.get(
-            f"{base}/api/workers?refresh=1", auth=("ops", "flower-pass"), timeout=30
-        ).json()
+        workers = requests.get(f"{base}/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=30).json()
         return next((w for name, w in workers.items() if name.startswith("agent")), None)
 
     agent = wait_until(agent_listed, 60, interval=1, what="agent in flower")
@@ -408,17 +433,118 @@ def test_flower_shows_workers_and_tasks_behind_basic_auth(stack, api):
         "runId"
     ]
 
-    def task_seen():
-        tasks = requests.get(f"{base}/api/tasks", auth=("ops", "flower-pass"), timeout=10).json()
-        return [
-            t
-            for t in tasks.values()
-            if t.get("name") == "zdm.backup.run"
-            and f"'run_id': {run_id}" in (t.get("kwargs") or "")
-        ]
+    def succeeded():
+        found = flower_tasks(base, "zdm.backup.run", "run_id", run_id)
+        return found if found and found[0]["state"] == "SUCCESS" else None
 
-    [task] = wait_until(task_seen, 60, interval=1, what="task in flower")
+    [task] = wait_until(succeeded, 60, interval=1, what="task in flower")
     assert "'job_name': 'flower-job'" in task["kwargs"] and f"'job_id': {job_id}" in task["kwargs"]
+    assert task["result"] == "'success'"
+    # the task list (its page and the rows it loads) shows the job's id and name
+    page = requests.get(f"{base}/tasks", auth=FLOWER_AUTH, timeout=10).text
+    assert '<th data-column="kwargs">' in page and '<th data-column="exception">' in page
+    rows = requests.get(
+        f"{base}/tasks/datatable",
+        params={"draw": 1, "start": 0, "length": 100, "order[0][column]": 0,
+                "columns[0][data]": "received", "order[0][dir]": "desc"},
+        auth=FLOWER_AUTH,
+        timeout=10,
+    ).json()["data"]  # fmt: skip
+    [row] = [r for r in rows if r["uuid"] == task["uuid"]]
+    assert "'job_name': 'flower-job'" in row["kwargs"] and f"'job_id': {job_id}" in row["kwargs"]
+    # the agent's lines of the run (text logs, the default) end with its job and run
+    context = f"[job={job_id} jobName=flower-job run={run_id}]"
+    agent_lines = [
+        line for log in stack.logs.glob("agent*.log") for line in log.read_text().splitlines()
+    ]
+    of_run = [line for line in agent_lines if line.endswith(context)]
+    assert any("full backup of /dev/sda1 started" in line for line in of_run), agent_lines[-20:]
+    assert any("backup ended success" in line for line in of_run)
+
+
+def test_flower_shows_failed_runs_and_restores_as_failure_and_cancels_as_revoked(
+    stack, api, flower
+):
+    import requests
+
+    # A partition the server had but its agent no longer serves: the run fails on the agent.
+    server = db.session.query(Server).filter_by(name=SERVER).one()
+    server.partitions.append(Partition(name="/dev/sdz9", kind="block", size=MiB, position=9))
+    db.session.commit()
+    failing = register(stack, api, "flower-fails", "/dev/sdz9", autoStart="no",
+                       schedule={"type": "daily", "description": "0 7 * * *"})  # fmt: skip
+    failed_run = api.post(f"/api/v1/backups/{failing}/run", headers=stack.auth).get_json()["data"][
+        "runId"
+    ]
+    # A slow backup, stopped while it runs.
+    stopped = register(stack, api, "flower-stopped", "/dev/sda2", autoStart="no",
+                       networkLimit=8, compression=None,
+                       schedule={"type": "daily", "description": "0 4 * * *"})  # fmt: skip
+    canceled_run = api.post(f"/api/v1/backups/{stopped}/run", headers=stack.auth).get_json()[
+        "data"
+    ]["runId"]
+    wait_until(
+        lambda: [r for r in runs_of(stopped) if r.state == "running" and r.bytes_read > 0],
+        60,
+        what="running",
+    )
+    api.post(f"/api/v1/backups/{stopped}/stop", headers=stack.auth)
+    # A restore of a point whose file is gone: it fails on the agent.
+    restorable = register(stack, api, "flower-restore", "/dev/sda1", autoStart="no",
+                          schedule={"type": "daily", "description": "0 7 * * *"})  # fmt: skip
+    api.post(f"/api/v1/backups/{restorable}/run", headers=stack.auth)
+    [point] = wait_until(
+        lambda: db.session.query(RecoveryPoint).filter_by(job_id=restorable).all(), 60, what="point"
+    )
+    (stack.repository / "points" / point.engine_id).unlink()
+    response = api.post(
+        "/api/v1/restores",
+        json={"recoveryPoint": point.id, "server": SERVER,
+              "target": str(stack.restores / "flower-restore.img")},
+        headers=stack.auth,
+    )  # fmt: skip
+    assert response.status_code == 202, response.get_data(as_text=True)
+    restore_id = response.get_json()["data"]["id"]
+
+    def finished(name, key, value, state):
+        def check():
+            found = flower_tasks(flower, name, key, value)
+            return found if found and found[0]["state"] == state else None
+
+        return wait_until(check, 90, interval=1, what=f"{name} {value} {state} in flower")
+
+    [failed] = finished("zdm.backup.run", "run_id", failed_run, "FAILURE")
+    [canceled] = finished("zdm.backup.run", "run_id", canceled_run, "REVOKED")
+    [restore] = finished("zdm.restore.run", "restore_id", restore_id, "FAILURE")
+
+    db.session.remove()
+    run = db.session.get(Run, failed_run)
+    assert run.state == "failed" and "/dev/sdz9 is not served by this agent" in run.error_message
+    assert run.error_message in failed["exception"] and "RunFailed" in failed["exception"]
+    assert failed["retries"] == 0 and "'job_name': 'flower-fails'" in failed["kwargs"]
+    assert db.session.get(Run, canceled_run).state == "canceled"
+    assert canceled["result"] is None and "'job_name': 'flower-stopped'" in canceled["kwargs"]
+    error = db.session.get(Restore, restore_id).error_message
+    assert f"Recovery point {point.engine_id} does not exist" in error
+    assert error in restore["exception"] and "'job_name': 'flower-restore'" in restore["kwargs"]
+    # Flower's "Failed" counter of the agent counts them; nothing was retried or redelivered
+    workers = requests.get(f"{flower}/workers?json=1", auth=FLOWER_AUTH, timeout=30).json()
+    agents = [w for w in workers["data"] if w["hostname"].startswith("agent")]
+    assert sum(w.get("task-failed", 0) for w in agents) >= 2
+    assert sum(w.get("task-retried", 0) for w in agents) == 0
+    # acknowledged: none of their messages is left unacked in Redis (kombu's `unacked` hash)
+    import redis
+
+    broker = redis.Redis.from_url(stack.env["REDIS_URL"])
+    unacked = [json.loads(raw)[0]["headers"]["id"] for raw in broker.hvals("unacked")]
+    assert {failed["uuid"], canceled["uuid"], restore["uuid"]} & set(unacked) == set()
+    time.sleep(3)  # a redelivered message would have been received again by now
+    for key, value in (("run_id", failed_run), ("run_id", canceled_run)):
+        assert len(flower_tasks(flower, "zdm.backup.run", key, value)) == 1
+    assert len(flower_tasks(flower, "zdm.restore.run", "restore_id", restore_id)) == 1
+    assert [r.state for r in runs_of(failing)] == ["failed"]
+    assert [r.state for r in runs_of(stopped)] == ["canceled"]
+    assert db.session.get(Restore, restore_id).state == "failed"
 
 
 def _answers(base):

@@ -1,7 +1,9 @@
 """The agent's presence: its server and partitions in the database, and the server's heartbeat
 (`online`, `lastSeen`) every `ZDM_AGENT_HEARTBEAT_SECONDS`.
 
-This heartbeat says the agent is alive; a run's lease (`lease.py`) says its run is.
+This heartbeat says the agent is alive; a run's lease (`lease.py`) says its run is. It also
+reports what the agent can do (`capabilities()`): its engine's version and its master key's
+fingerprint, which registration and restores check (docs/decisions.md, "Agent capabilities").
 """
 
 from __future__ import annotations
@@ -16,9 +18,24 @@ from app.database import db_now
 from app.extensions import db
 from app.models import Center, Partition, Server
 from app.timeutil import utcnow
+from workers import engine
 from workers.agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
+
+
+def key_fingerprint() -> str | None:
+    """This agent's master key's fingerprint (never the key), or None without a usable key."""
+    try:
+        return engine.configured_key_fingerprint()
+    except engine.EngineError as exc:  # a malformed ZDM_MASTER_KEY: as good as none
+        log.warning("the master key cannot be used: %s", exc)
+        return None
+
+
+def capabilities() -> dict:
+    """What this agent reports in its heartbeat: the columns of its server's row."""
+    return {"engine_version": engine.ENGINE_VERSION, "master_key_fingerprint": key_fingerprint()}
 
 
 def register_agent(settings: AgentSettings) -> Server:
@@ -39,17 +56,20 @@ def register_agent(settings: AgentSettings) -> Server:
         if served.name not in known:
             server.partitions.append(partition)
     server.online, server.last_seen = True, utcnow()
+    for column, value in capabilities().items():
+        setattr(server, column, value)
     db.session.commit()
     return server
 
 
-def mark_online(server_name: str, online: bool) -> None:
-    """Stamp the server's heartbeat with the database's clock, not this host's."""
+def mark_online(server_name: str, online: bool, reported: dict | None = None) -> None:
+    """Stamp the server's heartbeat with the database's clock, not this host's, with what the
+    agent `reported` (`capabilities()`) when given."""
     with db.engine.begin() as conn:
         conn.execute(
             update(Server)
             .where(Server.name == server_name)
-            .values(online=online, last_seen=db_now())
+            .values(online=online, last_seen=db_now(), **(reported or {}))
         )
 
 
@@ -65,6 +85,6 @@ class ServerHeartbeat(threading.Thread):
         with self.app.app_context():
             while not self.stopped.wait(self.interval):
                 try:
-                    mark_online(self.server_name, True)
+                    mark_online(self.server_name, True, capabilities())
                 except Exception as exc:  # the database may be briefly unavailable
                     log.warning("agent heartbeat failed: %s", exc)

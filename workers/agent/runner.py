@@ -22,6 +22,7 @@ from app.services.verification import distrusted_objects
 from app.timeutil import utcnow
 from workers import engine
 from workers.agent.lease import RunLease
+from workers.agent.presence import key_fingerprint
 from workers.agent.settings import agent_settings
 from workers.agent.verification import reconcile_repository
 
@@ -57,10 +58,12 @@ def run_backup(run_id: int) -> str:
     note(run, f"started on {run.worker}: {job.mode} backup of {job.partition.name}")
     refresh_job_status(job)
     db.session.commit()
+    log.info("%s backup of %s started", job.mode, job.partition.name)
     if finish is None:
         finish = _back_up(run, job, served.path)
     if change_state(run, ("running", "canceling"), finish[0]):
         finish_run(run, *finish)
+        _log_outcome("backup", *finish)
     else:  # the sweeper declared this run lost meanwhile; its outcome stands
         log.warning("run %s ended %s after it was declared lost", run.id, finish[0])
     db.session.commit()
@@ -68,9 +71,27 @@ def run_backup(run_id: int) -> str:
     return run.state
 
 
+_BACKUP_COUNTS = {"read": "bytes_read", "written": "bytes_written"}
+_RESTORE_COUNTS = {"done": "bytes_restored"}
+
+
+def _average_speed(size: int, seconds: float) -> float:
+    """What a finished run or restore shows as its speed: bytes per second over the engine's
+    whole work (the engine's own duration)."""
+    return size / seconds if seconds > 0 else 0.0
+
+
+def _log_outcome(what: str, state: str, error: str | None) -> None:
+    """One line per outcome; the log context names the job and the run."""
+    if state == "failed":
+        log.warning("%s failed: %s", what, error)
+    else:
+        log.info("%s ended %s%s", what, state, f": {error}" if error else "")
+
+
 def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
     # The lease is kept for the whole run: rotation may wait long for the repository's lock.
-    with RunLease(Run.__table__, run.id, "bytes_read") as lease:
+    with RunLease(Run.__table__, run.id, _BACKUP_COUNTS) as lease:
         result, failure = _engine_call(
             lambda: engine.backup(
                 job.repository.path,
@@ -106,6 +127,7 @@ def _record_point(run: Run, job, result) -> None:
     run.mode = result.mode
     run.bytes_read, run.bytes_written = result.bytes_read, result.bytes_written
     run.bytes_total, run.percent = result.source_size, 100.0
+    run.speed = _average_speed(result.source_size, result.duration_seconds)
     db.session.add(
         RecoveryPoint(
             engine_id=result.point_id,
@@ -122,6 +144,8 @@ def _record_point(run: Run, job, result) -> None:
             compression=job.compression,
             encrypted=job.encryption == "aes256",
             digest=result.digest,
+            # the key it was made with, by its fingerprint: a restore needs that key
+            key_fingerprint=key_fingerprint() if job.encryption == "aes256" else None,
         )
     )
     note(
@@ -200,6 +224,8 @@ def run_restore(restore_id: int) -> str:
     point = restore.recovery_point
     if point is None:
         state, error = "failed", "the recovery point no longer exists"
+    elif (refusal := _key_refusal(point)) is not None:
+        state, error = "failed", refusal
     else:
         destination, error = _restore_destination(restore)
         if destination is None:
@@ -209,14 +235,36 @@ def run_restore(restore_id: int) -> str:
             if destination.path != restore.target:
                 where += f" ({destination.path})"
             note(restore, f"restoring point {point.engine_id} to {where}")
+            restore.bytes_total = point.source_size  # known from the start
             db.session.commit()
+            log.info("restore of point %s to %s started", point.engine_id, where)
             state, error = _restore(restore, point, destination.path)
+    _log_outcome("restore", state, error)
     restore.state, restore.finished_at = state, utcnow()
     if error:
         restore.error_message = error
         note(restore, error)
     db.session.commit()
     return state
+
+
+def _key_refusal(point: RecoveryPoint) -> str | None:
+    """Why this agent cannot decrypt `point` (it has no master key, or another one than the
+    point was made with), or None. A point made before fingerprints were recorded is tried."""
+    if not point.encrypted:
+        return None
+    mine = key_fingerprint()
+    if mine is None:
+        return (
+            f"recovery point {point.id} is encrypted and this agent has no master key "
+            f"(ZDM_MASTER_KEY); nothing was written"
+        )
+    if point.key_fingerprint is not None and point.key_fingerprint != mine:
+        return (
+            f"recovery point {point.id} was encrypted with the master key {point.key_fingerprint} "
+            f"and this agent holds another ({mine}); nothing was written"
+        )
+    return None
 
 
 def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination | None, str | None]:
@@ -240,7 +288,7 @@ def _restore_destination(restore: Restore) -> tuple[restore_policy.Destination |
 
 
 def _restore(restore: Restore, point: RecoveryPoint, target: str) -> tuple[str, str | None]:
-    with RunLease(Restore.__table__, restore.id, "bytes_restored") as lease:
+    with RunLease(Restore.__table__, restore.id, _RESTORE_COUNTS) as lease:
         result, failure = _engine_call(
             lambda: engine.restore(
                 point.repository.path,
@@ -255,10 +303,13 @@ def _restore(restore: Restore, point: RecoveryPoint, target: str) -> tuple[str, 
             canceled="restore canceled",
             label=f"restore {restore.id}",
         )
+        lease.hold()
     if failure:
         return failure
     db.session.refresh(restore)
     restore.bytes_restored, restore.percent = result.bytes_restored, 100.0
+    restore.bytes_total = result.bytes_restored  # the point's size
+    restore.speed = _average_speed(result.bytes_restored, result.duration_seconds)
     return "success", None
 
 

@@ -44,6 +44,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
+from app.log_format import log_context
 from app.models import UNFINISHED_RUN_STATES, BackupJob, Run, Server
 from app.services import dispatch
 from app.services.run_lifecycle import AGENT_OFFLINE, refresh_job_status, run_deadline
@@ -146,15 +147,16 @@ def fire_batch(
     queued = []
     for run_id, job_id, state, scheduled_for, reason in made:
         claim = by_job[job_id]
-        log.info(
-            "fired job %s (%s) for %s: run %s %s%s",
-            job_id,
-            claim.name,
-            iso_utc(scheduled_for),
-            run_id,
-            state,
-            f" ({reason})" if reason else "",
-        )
+        with log_context(job=job_id, jobName=claim.name, run=run_id):
+            log.info(
+                "fired job %s (%s) for %s: run %s %s%s",
+                job_id,
+                claim.name,
+                iso_utc(scheduled_for),
+                run_id,
+                state,
+                f" ({reason})" if reason else "",
+            )
         if state == "queued":
             queued.append((run_id, claim))
     _send(queued, now)

@@ -11,6 +11,7 @@ environment variables it reads are in `workers/engine/settings.py`.
 """
 
 from workers.engine.api import (
+    ENGINE_VERSION,
     BackupResult,
     PointInfo,
     PruneReport,
@@ -41,10 +42,11 @@ from workers.engine.errors import (
     StorageError,
     TargetError,
 )
-from workers.engine.keys import generate_master_key
+from workers.engine.keys import configured_key_fingerprint, generate_master_key
 from workers.engine.settings import MASTER_KEY_ENV
 
 __all__ = [
+    "ENGINE_VERSION",
     "MASTER_KEY_ENV",
     "BackupCanceled",
     "BackupResult",
@@ -68,6 +70,7 @@ __all__ = [
     "TargetError",
     "VerifyReport",
     "backup",
+    "configured_key_fingerprint",
     "generate_master_key",
     "list_points",
     "point_ids",

@@ -33,9 +33,14 @@ from workers.engine.prune import PruneReport, prune
 from workers.engine.restore import RestoreResult, restore
 from workers.engine.verify import VerifyReport, verify
 
+# The engine's version, which agents report with their master key's fingerprint
+# (`keys.configured_key_fingerprint`); the formats of docs/repository-format.md are version 1.
+ENGINE_VERSION = "1.0"
+
 __all__ = [
     "MODES",
     "NEWEST",
+    "ENGINE_VERSION",
     "BackupResult",
     "EngineError",
     "PointInfo",

@@ -178,8 +178,10 @@ def backup(
             writer.close()
         op.publish_point(writer.path, point_id)
     size = meta["source_size"]
-    if progress is not None:
-        progress(size, size, size / max(time.monotonic() - started, 1e-9))
+    bytes_written = stats.stored_size + writer.size
+    if progress is not None:  # the totals, and the average speed
+        elapsed = max(time.monotonic() - started, 1e-9)
+        progress(size, size, size / elapsed, stats.bytes_read, bytes_written)
     return BackupResult(
         point_id=point_id,
         job=job,
@@ -187,7 +189,7 @@ def backup(
         parent=meta["parent"],
         source_size=size,
         bytes_read=stats.bytes_read,
-        bytes_written=stats.stored_size + writer.size,
+        bytes_written=bytes_written,
         stored_size=stats.stored_size,
         objects_written=stats.objects_written,
         reused_blocks=stats.reused_blocks,
@@ -254,12 +256,19 @@ def _usable_parent(
     return None
 
 
+def _progress(callback: ProgressCallback | None, total: int, store) -> Progress:
+    """Progress of a backup: the source's bytes read, the object bytes written to the
+    repository (as they reach it, not as the blocks' results are taken in order)."""
+    stats, op = store.stats, store.op
+    return Progress(callback, total, counts=lambda: (stats.bytes_read, op.bytes_stored()))
+
+
 def _backup_block_source(repo, op, source, store, writer, parent, progress, cancel) -> dict:
     fd, size = blocks.open_block_source(source)
     try:
         parent_table = parent.table() if parent else None
         blocks.backup_blocks(
-            store, fd, size, writer, parent_table, Progress(progress, size), cancel
+            store, fd, size, writer, parent_table, _progress(progress, size, store), cancel
         )
     finally:
         os.close(fd)
@@ -279,8 +288,9 @@ def _backup_directory_source(
     # point's table.
     with tempfile.TemporaryFile(prefix="zdm-tree-") as tree_file:
         found = directories.backup_directory(
-            op, source, excludes, store, tree_file, parent_tree, Progress(progress, total), cancel
-        )
+            op, source, excludes, store, tree_file, parent_tree, _progress(progress, total, store),
+            cancel,
+        )  # fmt: skip
         tree_size = tree_file.tell()
         tree_file.seek(0)
         while chunk := tree_file.read(repo.block_size):

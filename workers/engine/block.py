@@ -125,6 +125,7 @@ def backup_blocks(store: BlockStore, fd, size, table, parent_table, progress, ca
 
     def consume(future) -> None:
         table.add(store.count(*future.result()))
+        progress.advance(0)  # reports go on while the last blocks are written
 
     in_flight: deque = deque()
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="zdm-backup") as pool:

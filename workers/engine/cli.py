@@ -42,7 +42,7 @@ def _progress_bar(description: str):
         ncols=min(columns, 120),
     )  # fmt: skip
 
-    def update(done: int, total: int, _speed: float) -> None:
+    def update(done: int, total: int, *_speed_read_written) -> None:
         if bar.total != total:
             bar.total = total
         bar.update(done - bar.n)

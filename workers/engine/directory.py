@@ -210,6 +210,7 @@ def backup_directory(
         if kind == "block":
             pending_blocks -= 1
             entry = store.count(*future.result())
+            progress.advance(0)  # reports go on while the last blocks are written
             record["_entries"].append(entry)
             if entry != ZERO_ENTRY:
                 stats.packs.add(entry[32:48])

@@ -57,6 +57,14 @@ def resolve_master_key(master_key: str | bytes | None) -> bytes | None:
     return None if master_key is None else parse_master_key(master_key)
 
 
+def configured_key_fingerprint(master_key: str | bytes | None = None) -> str | None:
+    """The fingerprint (`master_key_fingerprint`) of the master key in `ZDM_MASTER_KEY`, or of
+    the one given: what an agent reports, never the key. None when there is no key;
+    `KeyInvalid` when it is malformed."""
+    key = resolve_master_key(master_key)
+    return None if key is None else master_key_fingerprint(key)
+
+
 @dataclass(frozen=True)
 class RepositoryKeys:
     """The keys that encrypt objects (`data_key`) and name them (`id_key`)."""

@@ -51,6 +51,7 @@ class Operation:
         self._claimed: dict[bytes, bool] = {}
         self._writers: dict[int, PackWriter] = {}
         self._open_writers: list[PackWriter] = []
+        self._stored: dict[int, int] = {}  # bytes of object records written, per thread
         self.flusher = fs.Flusher() if kind == "backup" else None
         self.closed = False
 
@@ -94,7 +95,13 @@ class Operation:
             with self._mutex:
                 self._writers[key] = writer
                 self._open_writers.append(writer)
-        return writer.append(record)
+        placed = writer.append(record)
+        self._stored[key] = self._stored.get(key, 0) + len(record)  # only this thread's key
+        return placed
+
+    def bytes_stored(self) -> int:
+        """Bytes of object records written to packs so far, by every thread (progress)."""
+        return sum(list(self._stored.values()))
 
     def close_packs(self) -> None:
         for writer in self._open_writers:

@@ -47,6 +47,7 @@ def test_server_with_partitions(client, auth, center):
     server = response.get_json()["data"]
     assert server["center"] == {"id": 1, "name": "CENTER-001"}
     assert server["online"] is False and server["lastSeen"] is None
+    assert server["agent"] is None  # no agent has reported
     assert server["partitions"] == [
         {"name": "/dev/sda1", "mountpoint": None, "kind": "block", "size": 536870912},
         {"name": "/data", "mountpoint": "/data", "kind": "directory", "size": None},

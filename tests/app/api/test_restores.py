@@ -71,7 +71,13 @@ def test_a_new_file_under_a_root_is_queued_for_the_agent(client, operator, point
     data = response.get_json()["data"]
     assert (data["state"], data["target"]) == ("queued", f"{ROOT}/sda1/restored.img")
     assert queued_messages(broker) == [
-        {"task": "zdm.restore.run", "restore_id": data["id"], "recovery_point_id": point.id}
+        {
+            "task": "zdm.restore.run",
+            "restore_id": data["id"],
+            "recovery_point_id": point.id,
+            "job_id": point.job_id,
+            "job_name": db.session.get(BackupJob, point.job_id).name,
+        }
     ]
     stored = db.session.get(Restore, data["id"])
     assert (stored.overwrite, stored.requested_by.email) == (False, "operator@example.com")

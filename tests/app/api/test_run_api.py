@@ -3,7 +3,7 @@
 import pytest
 
 from app.extensions import db
-from app.models import RecoveryPoint, Run
+from app.models import BackupJob, RecoveryPoint, Run
 from tests.app.api.helpers import assert_error
 from tests.jobs import every_minute, later, queued_messages, runs_of
 from workers.beat.scheduler import fire_due_jobs
@@ -169,7 +169,13 @@ def test_restore_is_queued_for_the_servers_agent(client, auth, point, broker):
     restore = response.get_json()["data"]
     assert restore["state"] == "queued" and restore["target"] == "/var/lib/zdm/restores/sda1.img"
     assert queued_messages(broker) == [
-        {"task": "zdm.restore.run", "restore_id": restore["id"], "recovery_point_id": point.id}
+        {
+            "task": "zdm.restore.run",
+            "restore_id": restore["id"],
+            "recovery_point_id": point.id,
+            "job_id": point.job_id,
+            "job_name": db.session.get(BackupJob, point.job_id).name,
+        }
     ]
     assert (
         client.get(f"/api/v1/restores/{restore['id']}", headers=auth).get_json()["data"]["id"]

@@ -312,3 +312,101 @@ def test_an_agent_with_a_skewed_clock_is_not_lost_while_it_heartbeats(
 
     assert time.monotonic() - started > 2 * SHORT_LEASE
     assert [r.state for r in runs_of(run.job_id)] == ["success"]
+
+
+def watch_row(app, table, row_id: int, columns: list[str], stop: threading.Event) -> list[dict]:
+    """Samples of a row's columns every 0.1 s, read in a thread with its own connection, as
+    the API would read them, until `stop` is set."""
+    samples: list[dict] = []
+
+    def watch() -> None:
+        with app.app_context():
+            while not stop.wait(0.1):
+                with db.engine.connect() as conn:
+                    row = conn.execute(
+                        select(*(table.c[c] for c in columns)).where(table.c.id == row_id)
+                    ).one()
+                samples.append(dict(zip(columns, row, strict=True)))
+
+    thread = threading.Thread(target=watch, name="watcher")
+    thread.start()
+    samples.append(thread)  # joined by the caller through `finish_watching`
+    return samples
+
+
+def finish_watching(samples: list, stop: threading.Event) -> list[dict]:
+    stop.set()
+    samples.pop(0).join(timeout=10)
+    return samples
+
+
+@pytest.mark.usefixtures("short_lease")
+def test_progress_is_the_engines_while_running_and_when_done(
+    register, agent_env, broker, app, monkeypatch, tmp_path
+):
+    """bytesRead and bytesWritten both move while the run goes on, percent follows them and
+    speed is the current one (about the network limit); once done, the totals are the
+    engine's and the speed its average. A restore shows the point's size as its total."""
+    size = 24 * 1024 * 1024
+    agent_env["image"].write_bytes(os.urandom(size))  # incompressible: every byte is written
+    run = queued_run(register, agent_env, networkLimit=64)  # 8 MB/s: ~3 s
+    columns = ["state", "bytes_read", "bytes_written", "bytes_total", "percent", "speed"]
+    stop = threading.Event()
+    samples = watch_row(app, Run.__table__, run.id, columns, stop)
+
+    assert run_backup(run.id) == "success"
+    samples = finish_watching(samples, stop)
+
+    running = [s for s in samples if s["state"] == "running" and s["bytes_total"]]
+    assert len({s["bytes_read"] for s in running}) >= 3
+    assert len({s["bytes_written"] for s in running if s["bytes_written"] > 0}) >= 3
+    for sample in running:
+        assert sample["bytes_total"] == size
+        assert sample["percent"] == pytest.approx(100 * sample["bytes_read"] / size)
+        assert sample["bytes_written"] <= sample["bytes_read"] + 64 * 1024
+    limit = 64 * 1_000_000 / 8
+    # past the first 2 s (the speed's window), before the last blocks in flight (4 MiB)
+    late = [s for s in running if size / 2 < s["bytes_read"] < size - 4 * 1024 * 1024]
+    assert late and all(0.4 * limit < s["speed"] < 1.6 * limit for s in late), late
+
+    db.session.expire_all()
+    done = db.session.get(Run, run.id)
+    point = db.session.query(RecoveryPoint).one()
+    assert (done.bytes_read, done.bytes_total, done.percent) == (size, point.source_size, 100.0)
+    assert point.stored_size < done.bytes_written < point.stored_size + 64 * 1024  # + point file
+    took = (done.finished_at - done.started_at).total_seconds()
+    assert size / took <= done.speed < 1.5 * size / took  # the engine's part of the run
+
+    monkeypatch.setenv("ZDM_RESTORE_ROOTS", str(tmp_path))
+    restore_id = restore_of(point, tmp_path / "restored.img")
+    assert run_restore(restore_id) == "success"
+    restore = db.session.get(Restore, restore_id)
+    assert (restore.bytes_restored, restore.bytes_total, restore.percent) == (size, size, 100.0)
+    took = (restore.finished_at - restore.started_at).total_seconds()
+    assert restore.speed >= size / took
+
+
+def test_an_agent_holding_another_key_refuses_an_encrypted_point_and_writes_nothing(
+    register, agent_env, broker, monkeypatch, tmp_path
+):
+    first, second = engine.generate_master_key(), engine.generate_master_key()
+    monkeypatch.setenv("ZDM_MASTER_KEY", first)
+    monkeypatch.setenv("ZDM_RESTORE_ROOTS", str(tmp_path))
+    assert run_backup(queued_run(register, agent_env, encryption="aes256").id) == "success"
+    point = db.session.query(RecoveryPoint).one()
+    assert point.key_fingerprint == engine.configured_key_fingerprint(first)
+    monkeypatch.setenv("ZDM_MASTER_KEY", second)  # the agent now holds another key
+    target = tmp_path / "restored.img"
+
+    assert run_restore(restore_of(point, target)) == "failed"
+
+    restore = db.session.query(Restore).one()
+    assert restore.error_message == (
+        f"recovery point {point.id} was encrypted with the master key {point.key_fingerprint} "
+        f"and this agent holds another ({engine.configured_key_fingerprint(second)}); "
+        "nothing was written"
+    )
+    assert not target.exists()
+    monkeypatch.setenv("ZDM_MASTER_KEY", first)
+    assert run_restore(restore_of(point, target)) == "success"
+    assert target.read_bytes() == agent_env["image"].read_bytes()

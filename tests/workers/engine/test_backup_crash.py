@@ -125,3 +125,44 @@ def test_kill_9_mid_directory_backup(tmp_path):
     for number in range(20):
         relative = f"dir{number % 4}/file{number}"
         assert sha256(tmp_path / "out" / relative) == sha256(source / relative)
+
+
+def test_progress_speed_is_current_while_running_and_the_average_at_the_end(tmp_path, repo):
+    """16 MiB of zeros (never written, read at once), then 16 MiB of random data written at
+    32 Mbit/s (4 MB/s, about 4 s): once the zeros are more than the speed's window behind,
+    the reported speed is the rate limit, not the average since the start."""
+    source = tmp_path / "disk.img"
+    source.write_bytes(bytes(16 * MIB) + os.urandom(16 * MIB))
+    reports = []
+    started = time.monotonic()
+
+    result = backup(repo, "job", source, "full", rate_limit_mbps=32,
+                    progress=lambda *r: reports.append((time.monotonic() - started, *r)))  # fmt: skip
+
+    rate = 32 * 1_000_000 / 8
+    running, last = reports[:-1], reports[-1]
+    late = [r for r in running if r[0] > 2.5]  # the window (2 s) holds only random data
+    assert len(late) >= 3
+    for elapsed, done, _total, speed, _read, _written in late:
+        assert 0.5 * rate < speed < 1.5 * rate
+        assert done / elapsed > 1.5 * rate  # the average since the start: not what is shown
+    # read and written move along: written is what the repository received so far
+    assert [r[4] for r in running] == sorted(r[4] for r in running)
+    assert [r[5] for r in running] == sorted(r[5] for r in running)
+    assert running[0][5] < 4 * MIB < running[-1][5]
+    assert all(r[5] <= result.bytes_written for r in running)
+    # the last report is the engine's own totals, and the average speed
+    _, done, total, speed, read, written = last
+    assert (done, total, read, written) == (32 * MIB, 32 * MIB, result.bytes_read,
+                                            result.bytes_written)  # fmt: skip
+    assert speed == pytest.approx(32 * MIB / result.duration_seconds, rel=0.05)
+
+
+def test_restore_progress_reports_the_bytes_written_to_the_target(tmp_path, repo, image):
+    point = backup(repo, "job", image, "full")
+    reports = []
+
+    restore(repo, point.point_id, tmp_path / "restored.img", progress=lambda *r: reports.append(r))
+
+    assert all(read == written == done for done, _t, _s, read, written in reports)
+    assert reports[-1][:2] == (6 * MIB, 6 * MIB) and reports[-1][2] > 0

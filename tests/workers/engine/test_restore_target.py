@@ -50,7 +50,7 @@ def swap_for_a_link(directory, outside):
     a symbolic link to `outside` in its place."""
     swapped = []
 
-    def progress(done, total, speed):
+    def progress(done, total, *_speed_read_written):
         if not swapped:
             os.rename(directory, f"{directory}.moved")
             os.symlink(outside, directory)
