@@ -22,7 +22,7 @@ from app import create_app
 from app.auth import issue_token
 from app.extensions import db
 from app.models import BackupJob, RecoveryPoint, Run, Server, User
-from app.services.runs import request_restore
+from app.services.run_commands import request_restore
 from tests.app.api.helpers import body
 from workers import engine
 from workers.agent.runner import run_backup, run_restore

@@ -25,7 +25,7 @@ from app.schemas.runs import (
     RecoveryPointSchema,
     RunSchema,
 )
-from app.services import history, jobs, lookup, runs
+from app.services import history, jobs, lookup, run_commands, run_lifecycle, run_views
 from app.services.registration import register_backup_jobs
 
 blp = Blueprint("backups", __name__, url_prefix="/api/v1/backups", description="Backup jobs")
@@ -112,7 +112,7 @@ def job_action(job, *, canceled_runs=(), run=None) -> dict:
         "backup": jobs.job_view(job),
         "canceledRuns": list(canceled_runs),
         "runId": run.id if run is not None else None,
-        "run": runs.run_view(run) if run is not None else None,
+        "run": run_views.run_view(run) if run is not None else None,
     }
 
 
@@ -125,7 +125,7 @@ class StartBackup(MethodView):
     def post(self, ref):
         """Activate the job's schedule"""
         job = lookup.find_job(ref)
-        runs.start_job(job)
+        run_commands.start_job(job)
         return ok(job_action(job), "job_started")
 
 
@@ -141,7 +141,7 @@ class StopBackup(MethodView):
         point (its state turns `canceled` then). Either is listed in `canceledRuns`, and
         the job shows `waiting` from this answer on."""
         job = lookup.find_job(ref)
-        canceled = runs.stop_job(job)
+        canceled = run_commands.stop_job(job)
         return ok(job_action(job, canceled_runs=canceled), "job_stopped")
 
 
@@ -155,7 +155,7 @@ class RunBackupNow(MethodView):
     def post(self, ref):
         """Run the job now (trigger `manual`); `runId` and `run` are the queued run"""
         job = lookup.find_job(ref)
-        run = runs.run_now(job, requested_by=g.user)
+        run = run_commands.run_now(job, requested_by=g.user)
         return ok(job_action(job, run=run), "run_queued", 202)
 
 
@@ -206,13 +206,13 @@ class BackupMonitoring(MethodView):
         """Live progress of the job's current run; once it has finished, the last run with
         its outcome (`run` is null only for a job that never had a run)"""
         job = lookup.find_job(ref)
-        current = runs.unfinished_run(job.id)
+        current = run_lifecycle.unfinished_run(job.id)
         shown = current or history.latest_run(job.id)
         return ok(
             {
                 "job": {"id": job.id, "name": job.name},
                 "status": job.status,
                 "inProgress": current is not None,
-                "run": runs.run_view(shown) if shown else None,
+                "run": run_views.run_view(shown) if shown else None,
             }
         )

@@ -10,7 +10,7 @@ from app.http import ApiError, ok
 from app.models import RecoveryPoint, Restore
 from app.schemas.common import ErrorEnvelopeSchema, envelope
 from app.schemas.runs import RestoreCreateSchema, RestoreSchema
-from app.services import lookup, restore_policy, runs
+from app.services import lookup, restore_policy, run_commands, run_views
 
 blp = Blueprint("restores", __name__, url_prefix="/api/v1/restores", description="Restores")
 RestoreEnvelope = envelope(RestoreSchema, "RestoreEnvelope")
@@ -45,10 +45,10 @@ class Restores(MethodView):
             restore_policy.check_request(data["target"], data["overwrite"], g.user.role, place)
         except restore_policy.RestoreRefused as refusal:
             raise _api_error(refusal) from None
-        restore = runs.request_restore(
+        restore = run_commands.request_restore(
             point, server, data["target"], overwrite=data["overwrite"], requested_by=g.user
         )
-        return ok(runs.restore_view(restore), "restore_queued", 202)
+        return ok(run_views.restore_view(restore), "restore_queued", 202)
 
 
 def _api_error(refusal: restore_policy.RestoreRefused) -> ApiError:
@@ -69,4 +69,4 @@ class RestoreById(MethodView):
         restore = db.session.get(Restore, restore_id)
         if restore is None:
             raise ApiError(404, "restore_not_found", ref=restore_id)
-        return ok(runs.restore_view(restore))
+        return ok(run_views.restore_view(restore))

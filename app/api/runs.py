@@ -9,7 +9,7 @@ from app.http import ApiError, ok
 from app.models import Run
 from app.schemas.common import ErrorEnvelopeSchema, envelope
 from app.schemas.runs import RunSchema
-from app.services import runs
+from app.services import run_views
 
 blp = Blueprint("runs", __name__, url_prefix="/api/v1/runs", description="Runs of backup jobs")
 
@@ -24,4 +24,4 @@ class RunById(MethodView):
         run = db.session.get(Run, run_id)
         if run is None:
             raise ApiError(404, "run_not_found", ref=run_id)
-        return ok(runs.run_view(run))
+        return ok(run_views.run_view(run))

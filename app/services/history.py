@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import BackupJob, RecoveryPoint, Run, Server
-from app.services import runs
+from app.services import run_views
 from app.services.lookup import by_id_or_name
 from app.services.pagination import page_of_ids
 
@@ -34,7 +34,7 @@ def list_runs(args: dict, job_id: int | None = None) -> tuple[list[dict], dict]:
         .where(Run.id.in_(page.ids))
         .order_by(Run.id.desc())
     )
-    return [runs.run_view(run) for run in db.session.scalars(shown)], page.pagination
+    return [run_views.run_view(run) for run in db.session.scalars(shown)], page.pagination
 
 
 def latest_run(job_id: int) -> Run | None:
@@ -81,11 +81,11 @@ def list_points(args: dict, job_id: int | None = None) -> tuple[list, dict]:
         )
     )
     if job_id is not None:
-        return [runs.recovery_point_view(p) for p in points], page.pagination
+        return [run_views.recovery_point_view(p) for p in points], page.pagination
     job_ids = {p.job_id for p in points if p.job_id is not None}
     if job_ids:  # into the session's identity map, where listed_point_view finds them
         db.session.scalars(select(BackupJob).where(BackupJob.id.in_(job_ids))).all()
-    return [runs.listed_point_view(p) for p in points], page.pagination
+    return [run_views.listed_point_view(p) for p in points], page.pagination
 
 
 def _point_filters(args: dict) -> list:

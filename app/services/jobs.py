@@ -12,7 +12,7 @@ from app.errors import FieldErrors
 from app.extensions import db
 from app.i18n import t
 from app.models import BackupJob, Center, Partition, Repository, Run, Server, User
-from app.services import runs
+from app.services import run_commands, run_views
 from app.services.job_health import health_condition, health_of, last_success_of
 from app.services.lookup import as_id, by_id_or_name
 from app.services.pagination import page_of_ids
@@ -61,7 +61,7 @@ def _shown(row, now) -> dict:
                         schedule, row.active, row.created_at, row.last_success_at, now
                     ),
                     "lastSuccessAt": iso_utc(row.last_success_at),
-                    "time": runs.run_times(row.run_started_at, row.run_finished_at),
+                    "time": run_views.run_times(row.run_started_at, row.run_finished_at),
                 },
             },
             "lastUpdated": iso_utc(row.updated_at),
@@ -270,7 +270,7 @@ def delete_job(job: BackupJob, purge: bool) -> None:
     mark it deleted. The row stays, so its id is never handed out again and its runs and
     (unless purged) recovery points stay listed and restorable."""
     if purge:  # first: with the broker down nothing changes and the caller gets 503
-        runs.purge_points(job)
-    runs.deactivate(job)
+        run_commands.purge_points(job)
+    run_commands.deactivate(job)
     job.deleted_at = utcnow()
     db.session.commit()

@@ -2,7 +2,7 @@
 
 A real agent (a Celery worker consuming `zdm.server.<name>`) on a private Redis and the suite's
 kind of database. The forbidden restores are made by hand, bypassing the API: a `Restore` row
-and its message put straight into the agent's queue, as `app.services.runs.request_restore`
+and its message put straight into the agent's queue, as `app.services.run_commands.request_restore`
 sends it. Each must end `failed` with the rule's sentence and leave the target's bytes as
 they were. The agent's restore root is `<tmp>/restores`; `<tmp>/etc/passwd` stands for
 /etc/passwd.

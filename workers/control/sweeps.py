@@ -22,6 +22,7 @@ from app.database import db_now
 from app.extensions import db
 from app.models import Restore, Run
 from app.services import dispatch
+from app.services.run_commands import dispatch_run
 from app.services.run_lifecycle import (
     WORKER_LOST,
     create_run,
@@ -30,7 +31,6 @@ from app.services.run_lifecycle import (
     miss_if_unstarted,
     take_lost,
 )
-from app.services.runs import dispatch_run
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.models import BackupJob, RecoveryPoint, Restore, Run
-from app.services.runs import request_restore
+from app.services.run_commands import request_restore
 from tests.jobs import every_minute, later
 from workers import engine
 from workers.agent.runner import run_backup, run_restore
