@@ -18,8 +18,9 @@ that table, and the rows of the page are then loaded by id with what they show.
   from where a page of the same list and filters began (an anchor: offset and id) instead
   of walking every item before it; an anchor is used only while the walk from the start
   it derives from is less than `ZDM_LIST_COUNT_SECONDS` old, so for that long such a page
-  may start a few items off after jobs before it were deleted or changed meanwhile. The
-  items are always current, live and in order; `ZDM_LIST_COUNT_SECONDS=0` walks every time.
+  may start as many items off as were added before it or left the list meanwhile (new
+  runs and points come first in their lists). The items are always current, live and in
+  order; `ZDM_LIST_COUNT_SECONDS=0` walks every time.
 - `after=<id>` (keyset): the items that follow the item `<id>` in the list's order, found
   through the index whatever the depth; `currentPage` is then null (counting the items
   before it is the cost the cursor avoids).
