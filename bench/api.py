@@ -4,6 +4,7 @@ beside a bare Flask JSON endpoint served the same way.
     .venv/bin/python bench/api.py [--jobs 100000] [--workers 4] [--seconds 10]
         [--connections 16] [--threads 2] [--servers 100]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres | --sqlite] [--profile]
+        [--vacuum]
 
 Not a test; run it by hand. What it does:
 
@@ -97,6 +98,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--database-url", help="PostgreSQL server to create the bench database on")
     parser.add_argument("--sqlite", action="store_true", help="use a SQLite file instead")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers (extra runs)")
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="VACUUM ANALYZE after the bulk insert (the state autovacuum leaves), not ANALYZE",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     return parser.parse_args()
@@ -416,7 +422,8 @@ def report(
     lines = [
         f"API bench, {time.strftime('%Y-%m-%d %H:%M %Z')}, commit {git_commit()}",
         f"{database.kind} {database.version()}, {machine_note()}",
-        f"{options.jobs} jobs stored over {options.servers} servers; gunicorn --workers "
+        f"{options.jobs} jobs stored over {options.servers} servers"
+        f"{' (VACUUM ANALYZE after the insert)' if options.vacuum else ''}; gunicorn --workers "
         f"{options.workers}; wrk -t {options.threads} -c {options.connections} -d {options.seconds:g}s",
         "",
         markdown_table(
@@ -486,7 +493,7 @@ def main() -> int:
             insert_rows(conn, tables["backup_jobs"], stored_job_rows(inventory, options.jobs))
         if database.kind == "PostgreSQL":
             with tables.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("ANALYZE")
+                conn.exec_driver_sql("VACUUM ANALYZE" if options.vacuum else "ANALYZE")
         log(f"{options.jobs} jobs inserted in {time.monotonic() - started:.1f} s")
         deep = max(1, math.ceil(options.jobs / 20))
         server = inventory.server_names[0]

@@ -106,7 +106,7 @@ def find_repository(ref) -> Repository:
 def find_user(ref, known: User | None = None) -> User:
     """The user `ref` (id or e-mail) names. `known` (the caller, already loaded) is returned
     without a query when `ref` names it as surely as the lookup would."""
-    if known is not None and _names(known, ref):
+    if known is not None and names_user(known, ref):
         return known
     user = _by_id_or_name(User, ref, User.email)
     if user is None:
@@ -116,7 +116,8 @@ def find_user(ref, known: User | None = None) -> User:
     return user
 
 
-def _names(user: User, ref) -> bool:
+def names_user(user: User, ref) -> bool:
+    """Whether `ref` (an id or an e-mail) names `user` as surely as `find_user` would."""
     ident = as_id(ref)
     return user.id == ident if ident is not None else user.email == str(ref)
 

@@ -14,6 +14,13 @@ that table, and the rows of the page are then loaded by id with what they show.
   `ZDM_LIST_EXACT_COUNT`; a larger count is reused by the worker process for up to
   `ZDM_LIST_COUNT_SECONDS`, so it may lag that long behind jobs registered or deleted
   meanwhile (docs/decisions.md, "Lists and registration at scale").
+- `page=N` with an offset of `ZDM_LIST_EXACT_COUNT` items or more starts, when it can,
+  from where a page of the same list and filters began (an anchor: offset and id) instead
+  of walking every item before it; an anchor is used only while the walk from the start
+  it derives from is less than `ZDM_LIST_COUNT_SECONDS` old, so for that long such a page
+  may start as many items off as were added before it or left the list meanwhile (new
+  runs and points come first in their lists). The items are always current, live and in
+  order; `ZDM_LIST_COUNT_SECONDS=0` walks every time.
 - `after=<id>` (keyset): the items that follow the item `<id>` in the list's order, found
   through the index whatever the depth; `currentPage` is then null (counting the items
   before it is the cost the cursor avoids).
@@ -32,6 +39,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from app.extensions import db
 
 _COUNT_CACHE_SIZE = 1024
+_ANCHORS_PER_LIST = 64
 
 
 def paginate(query: Select, page: int, limit: int) -> tuple[list, dict]:
@@ -72,12 +80,21 @@ def page_of_ids(
     columns = [id_column] if total is not None else [id_column, counter.scalar_subquery()]
     query = select(*columns).where(*conditions).limit(limit + 1)
     query = query.order_by(id_column.desc() if newest_first else id_column)
+    offset, walked_at = (args["page"] - 1) * limit, time.monotonic()
     if after is None:
-        query = query.offset((args["page"] - 1) * limit)
+        anchor = _reused_anchor(count_key, offset)
+        if anchor is not None:  # walk on from the id a recent page started at
+            anchor_offset, anchor_id, walked_at = anchor
+            from_anchor = id_column <= anchor_id if newest_first else id_column >= anchor_id
+            query = query.where(from_anchor).offset(offset - anchor_offset)
+        else:
+            query = query.offset(offset)
     else:
         query = query.where(id_column < after if newest_first else id_column > after)
     rows = db.session.execute(query).all()
     ids = [row[0] for row in rows]
+    if after is None and ids:
+        _remember_anchor(count_key, offset, ids[0], walked_at)
     if total is None:
         total = rows[0][1] if rows else db.session.scalar(counter)
         _remember_count(count_key, total)
@@ -100,6 +117,52 @@ def page_of_ids(
             "hasPreviousPage": has_previous,
         },
     )
+
+
+def _reused_anchor(key: Hashable, offset: int) -> tuple[int, int, float] | None:
+    """The nearest (offset, id, walked at) at or before `offset` where a page of the same
+    list and filters started, found by a walk from the list's start less than
+    ZDM_LIST_COUNT_SECONDS ago; only for offsets of ZDM_LIST_EXACT_COUNT or more
+    (shallower pages are always walked from the start)."""
+    config = current_app.config
+    if offset < config["ZDM_LIST_EXACT_COUNT"] or offset == 0:
+        return None
+    anchors = current_app.extensions.setdefault("zdm_list_anchors", {}).get(key)
+    if not anchors:
+        return None
+    fresh_after = time.monotonic() - config["ZDM_LIST_COUNT_SECONDS"]
+    best = None
+    for anchor_offset, (made, anchor_id) in anchors.items():
+        if (
+            made > fresh_after
+            and anchor_offset <= offset
+            and (best is None or anchor_offset > best[0])
+        ):
+            best = (anchor_offset, anchor_id, made)
+    return best
+
+
+def _remember_anchor(key: Hashable, offset: int, first_id: int, walked_at: float) -> None:
+    """Where a deep page started, for the next deep pages of the same list and filters.
+    `walked_at`: when the walk from the list's start it derives from was made (a page
+    found from an anchor does not make that anchor any younger)."""
+    config = current_app.config
+    if offset < config["ZDM_LIST_EXACT_COUNT"] or offset == 0:
+        return
+    lists: dict = current_app.extensions.setdefault("zdm_list_anchors", {})
+    anchors = lists.pop(key, None) or {}
+    lists[key] = anchors  # the most recently used list last
+    if len(lists) > _COUNT_CACHE_SIZE:
+        lists.pop(next(iter(lists)))  # the least recently used list
+    fresh_after = time.monotonic() - config["ZDM_LIST_COUNT_SECONDS"]
+    if walked_at <= fresh_after:
+        return
+    for stale in [o for o, (made, _id) in anchors.items() if made <= fresh_after]:
+        del anchors[stale]
+    anchors.pop(offset, None)
+    if len(anchors) >= _ANCHORS_PER_LIST:
+        anchors.pop(next(iter(anchors)))  # the oldest
+    anchors[offset] = (walked_at, first_id)
 
 
 def _reused_count(key: Hashable) -> int | None:

@@ -8,14 +8,16 @@ makes them twice.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from sqlalchemy import Insert, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import FieldErrors
 from app.extensions import db
 from app.i18n import t
-from app.models import BackupJob, Partition, Repository, Server, User
+from app.models import BackupJob, Center, Partition, Repository, Server, User
 from app.services import lookup
 from app.services.schedule import Schedule, describe, next_fire_time
 from app.timeutil import iso_utc, utcnow
@@ -45,7 +47,14 @@ def register_backup_jobs(request: dict, created_by: User) -> Registration:
 
     The view runs in autocommit (`app.database.autocommit`): one partition is one INSERT,
     atomic by itself. Several partitions share one transaction, opened here before anything
-    is read, with a savepoint each."""
+    is read, with a savepoint each.
+
+    The usual request (one partition, the caller as the job's user) is first tried as one
+    INSERT that checks everything on the way (`_register_at_once`); when that inserts
+    nothing, the steps below find out what to report."""
+    registered = _register_at_once(request, created_by)
+    if registered is not None:
+        return Registration([registered])
     if _several(request["partition"]):
         db.session.commit()  # ends autocommit: from here on, one transaction
     server, repository = lookup.find_server_and_repository(
@@ -106,18 +115,7 @@ def _register_one(
     identical requests racing. With several partitions each insert has a savepoint, so a
     refused one leaves the others; with one, a refusal rolls back the whole (empty)
     transaction. The result is built from what is at hand: nothing is read back."""
-    schedule: Schedule = request["schedule"]
-    result = {
-        "state": "fail",
-        "jobName": request["jobName"],
-        "partition": name,
-        "jobMode": request["type"],
-        "autoStart": request["autoStart"],
-        "schedule": {"basic": schedule.expression, "advanced": describe(schedule)},
-        "errorMessage": None,
-        "id": None,
-        "nextRunAt": None,
-    }
+    result = _failed(request, name)
     partition = next((p for p in server.partitions if p.name == name), None)
     problem = _partition_problem(request, server, partition, name) or _encryption_problem(
         request, server
@@ -140,6 +138,108 @@ def _register_one(
         return result
     result.update(state="success", id=job_id, nextRunAt=iso_utc(job["next_run_at"]))
     return result
+
+
+def _failed(request, name: str) -> dict:
+    """A partition's result before it is registered."""
+    schedule: Schedule = request["schedule"]
+    return {
+        "state": "fail",
+        "jobName": request["jobName"],
+        "partition": name,
+        "jobMode": request["type"],
+        "autoStart": request["autoStart"],
+        "schedule": {"basic": schedule.expression, "advanced": describe(schedule)},
+        "errorMessage": None,
+        "id": None,
+        "nextRunAt": None,
+    }
+
+
+def _register_at_once(request, created_by: User) -> dict | None:
+    """One partition for the caller as one `INSERT ... SELECT ... RETURNING id`: the SELECT
+    finds the server, its partition and the repository and holds every rule of the steps
+    in `register_backup_jobs` (center, `_check_repository`, `_partition_problem`), so it
+    yields a row only when those steps would register the job. The result, or None when
+    nothing was inserted (an error to report, a name taken, or a request it does not
+    cover: several partitions, another user, a reference that is not a plain id or name);
+    the caller then takes the steps, which report what applies. A rule added to those
+    steps must be added here too (or make this return None)."""
+    names = request["partition"]
+    server_ref, center_ref = request["server"], request["center"]
+    repository_id = lookup.as_id(request["repository"]["id"])
+    if (
+        len(names) != 1
+        or names[0] == ALL_PARTITIONS
+        or names[0] in request["excludePartition"]
+        or repository_id is None
+        or not lookup.names_user(created_by, request["user"])
+        or request["encryption"] == "aes256"  # the steps check the agent's key
+    ):
+        return None
+    server_id, center_id = lookup.as_id(server_ref), lookup.as_id(center_ref)
+    people = {"user_id": created_by.id, "created_by_id": created_by.id}
+    job = _new_job(request, None, None, None, people)
+    del job["server_id"], job["partition_id"], job["repository_id"]
+    statement = _insert_checked(tuple(job), server_id is not None, center_id is not None)
+    try:
+        job_id = db.session.scalar(
+            statement,
+            {
+                **job,
+                "server_ref": server_id if server_id is not None else str(server_ref),
+                "center_ref": center_id if center_id is not None else str(center_ref),
+                "partition_name": names[0],
+                "no_block": bool(request["excludeDir"]),
+                "repository_id": repository_id,
+                "repository_type": request["repository"]["type"],
+                "repository_path": request["repository"]["path"].rstrip("/"),
+            },
+        )
+    except IntegrityError:  # the name is taken: the steps report it
+        db.session.rollback()
+        return None
+    if job_id is None:
+        return None
+    result = _failed(request, names[0])
+    result.update(state="success", id=job_id, nextRunAt=iso_utc(job["next_run_at"]))
+    return result
+
+
+@functools.cache
+def _insert_checked(given: tuple[str, ...], server_by_id: bool, center_by_id: bool) -> Insert:
+    """The statement of `_register_at_once` for the columns `given` as parameters, built
+    once per kind of reference."""
+    table = BackupJob.__table__
+    server = Server.id if server_by_id else Server.name
+    center = Server.center_id if center_by_id else Center.name
+    rows = (
+        select(
+            *(bindparam(name, type_=table.c[name].type) for name in given),
+            Server.id,
+            Partition.id,
+            Repository.id,
+        )
+        .select_from(Server)
+        .join(Center, Center.id == Server.center_id)
+        .join(Partition, Partition.server_id == Server.id)
+        .join(Repository, Repository.center_id == Server.center_id)
+        .where(
+            server == bindparam("server_ref"),
+            center == bindparam("center_ref"),
+            Partition.name == bindparam("partition_name"),
+            # excludeDir is refused on a block partition (_partition_problem)
+            (Partition.kind != "block") | ~bindparam("no_block", type_=db.Boolean),
+            Repository.id == bindparam("repository_id"),
+            Repository.type == bindparam("repository_type"),
+            func.rtrim(Repository.path, "/") == bindparam("repository_path"),
+        )
+    )
+    return (
+        table.insert()
+        .from_select([*given, "server_id", "partition_id", "repository_id"], rows)
+        .returning(table.c.id)
+    )
 
 
 def _partition_problem(request, server, partition: Partition | None, name: str) -> str | None:

@@ -3,13 +3,14 @@ jobs in a fixed number of statements, counts on the jobs table alone, the `after
 large counts reused for a while, and registration in a handful of statements."""
 
 import contextlib
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
 
 from app.extensions import db
-from app.models import BackupJob, Run
+from app.models import BackupJob, Center, Repository, Run, User
 from app.timeutil import utcnow
 from tests.app.api.helpers import SEED_BASIC, assert_error, body
 
@@ -191,15 +192,152 @@ def test_a_large_count_is_reused_for_a_while_and_a_small_one_never(client, auth,
     assert small["pagination"]["totalItems"] == 1
 
 
-def test_registering_one_partition_takes_three_statements(client, auth):
+def test_a_deep_page_walks_on_from_a_recent_page_and_is_exact_without_reuse(client, auth, app):
+    """Pages at ZDM_LIST_EXACT_COUNT items or deeper start from where a page of the same
+    list began less than ZDM_LIST_COUNT_SECONDS ago; shallower pages are always exact."""
+    register(client, auth, 8)
+    settings = {"ZDM_LIST_EXACT_COUNT": 2, "ZDM_LIST_COUNT_SECONDS": 3600}
+    saved = {key: app.config[key] for key in settings}
+    app.config.update(settings)
+    try:
+        first = ids(client.get("/api/v1/backups?limit=2&page=3", headers=auth))  # 5, 6
+        shallow_before = ids(client.get("/api/v1/backups?limit=1&page=2", headers=auth))
+        job = db.session.get(BackupJob, 1)
+        job.deleted_at = utcnow()  # one job before the anchor goes
+        db.session.commit()
+        with statements() as seen:
+            again = ids(client.get("/api/v1/backups?limit=2&page=3", headers=auth))
+        onwards = ids(client.get("/api/v1/backups?limit=2&page=4", headers=auth))
+        shallow = ids(client.get("/api/v1/backups?limit=1&page=1", headers=auth))
+        app.config["ZDM_LIST_COUNT_SECONDS"] = 0
+        exact = ids(client.get("/api/v1/backups?limit=2&page=3", headers=auth))
+    finally:
+        app.config.update(saved)
+        app.extensions.pop("zdm_list_counts", None)
+        app.extensions.pop("zdm_list_anchors", None)
+
+    assert (first, shallow_before) == ([5, 6], [2])
+    # reused: the page still starts at job 5 (exact would be 6, 7), and walks on from there
+    assert again == [5, 6]
+    assert len(seen) <= 3, seen
+    assert onwards == [7, 8]
+    assert shallow == [2]  # an offset below ZDM_LIST_EXACT_COUNT is never reused
+    assert exact == [6, 7]  # ZDM_LIST_COUNT_SECONDS=0: counted from the start every time
+
+
+def test_registering_one_partition_takes_two_statements(client, auth):
     with statements() as seen:
         answer = client.post("/api/v1/backups", json=SEED_BASIC, headers=auth)
 
     assert answer.status_code == 201
-    # the token with its user; the server with its center and partitions, and the
-    # repository; the INSERT. No duplicate check before it, nothing read back after it.
-    assert len(seen) == 3, seen
+    # the token with its user; one INSERT that selects (and checks) the server, its
+    # partition and the repository. No duplicate check before it, nothing read back after.
+    assert len(seen) == 2, seen
     assert seen[-1].lstrip().upper().startswith("INSERT INTO BACKUP_JOBS")
+
+
+def test_pages_found_from_an_anchor_do_not_keep_it_alive(client, auth, app):
+    """An anchor is trusted for ZDM_LIST_COUNT_SECONDS after the walk from the start it
+    derives from, however often it is used meanwhile: the lag stays bounded."""
+    register(client, auth, 8)
+    settings = {"ZDM_LIST_EXACT_COUNT": 2, "ZDM_LIST_COUNT_SECONDS": 2}
+    saved = {key: app.config[key] for key in settings}
+    app.config.update(settings)
+    try:
+        walked = time.monotonic()
+        assert ids(client.get("/api/v1/backups?limit=2&page=3", headers=auth)) == [5, 6]
+        job = db.session.get(BackupJob, 1)
+        job.deleted_at = utcnow()
+        db.session.commit()
+        seen = []
+        for _ in range(100):  # uses of the anchor, until its walk is 2.5 s old
+            seen.append(ids(client.get("/api/v1/backups?limit=2&page=3", headers=auth)))
+            if time.monotonic() - walked > 2.5:
+                break
+            time.sleep(0.1)
+    finally:
+        app.config.update(saved)
+        app.extensions.pop("zdm_list_counts", None)
+        app.extensions.pop("zdm_list_anchors", None)
+
+    assert seen[0] == [5, 6]  # from the anchor, at first
+    assert seen[-1] == [6, 7]  # walked again once the anchor was 2 s old
+
+
+def _another_center_with_repository() -> int:
+    center = Center(name="CENTER-002")
+    repository = Repository(center=center, type="local", path="/backup/two")
+    db.session.add_all([center, repository])
+    db.session.commit()
+    return repository.id
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "where"),
+    [
+        # excludeDir on a block partition (the check of _partition_problem)
+        ({"excludeDir": ["/tmp"]}, 409, "excludeDir"),
+        ({"partition": ["/dev/nope"]}, 409, "/dev/nope"),
+        ({"repository": {"id": 1, "type": "nfs", "path": "/backup/storage"}}, 422, None),
+        ({"repository": {"id": 1, "type": "local", "path": "/backup/other"}}, 422, None),
+        ({"repository": "other center"}, 422, None),
+        ({"center": "other center"}, 404, None),
+        ({"center": "2"}, 404, None),
+        ({"server": "2"}, 404, None),
+    ],
+)
+def test_registration_in_one_statement_refuses_what_the_steps_refuse(
+    client, auth, changes, status, where
+):
+    """One partition for the caller is one INSERT that checks the server, its center, the
+    partition and the repository on the way: each refusal of the steps still applies."""
+    other_repository = _another_center_with_repository()
+    if changes.get("repository") == "other center":
+        changes = {"repository": {"id": other_repository, "type": "local", "path": "/backup/two"}}
+    if changes.get("center") == "other center":
+        changes = {"center": "CENTER-002"}
+
+    answer = client.post("/api/v1/backups", json=body(**changes), headers=auth)
+
+    payload = assert_error(answer, status)
+    if where is not None:
+        assert where in payload["data"]["results"][0]["errorMessage"]
+    assert db.session.query(BackupJob).count() == 0
+
+
+def test_registration_in_one_statement_takes_what_the_steps_take(client, auth, admin):
+    other = User(email="other@example.com", password_hash="x", role="viewer")
+    db.session.add(other)
+    db.session.commit()
+
+    with statements() as slash:
+        trailing = client.post(
+            "/api/v1/backups",
+            json=body(repository={"id": 1, "type": "local", "path": "/backup/storage/"}),
+            headers=auth,
+        )
+    by_ids = client.post(
+        "/api/v1/backups",
+        json=body(center="1", server="1", user="1", jobName="by-ids", partition=["/data"]),
+        headers=auth,
+    )
+    for_other = client.post(
+        "/api/v1/backups",
+        json=body(
+            user="other@example.com",
+            jobName="theirs",
+            excludeDir=["/data/tmp"],
+            partition=["/data"],
+        ),
+        headers=auth,
+    )
+
+    assert (trailing.status_code, len(slash)) == (201, 2)
+    assert by_ids.status_code == 201 and for_other.status_code == 201
+    job = db.session.get(BackupJob, for_other.get_json()["data"]["results"][0]["id"])
+    assert (job.user_id, job.created_by_id, job.exclude_dirs) == (other.id, admin.id, ["/data/tmp"])
+    made = db.session.get(BackupJob, trailing.get_json()["data"]["results"][0]["id"])
+    assert made.engine_job == f"job-{made.uuid}" and made.created_at is not None
 
 
 def test_a_duplicate_is_refused_by_the_index_in_both_paths(client, auth):
