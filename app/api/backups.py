@@ -82,7 +82,17 @@ class Backups(MethodView):
         return ok_response({"items": items, "pagination": pagination})
 
 
-@blp.route("/<ref>")
+# GET /backups/histories is the history list: a job of that name is reached by its id.
+JOB_REF = {
+    "in": "path",
+    "name": "ref",
+    "description": "The job's id, or its name when one live job has it (`histories` is "
+    "the history list: a job of that name is reached by its id)",
+    "schema": {"type": "string", "minLength": 1, "not": {"enum": ["histories"]}},
+}
+
+
+@blp.route("/<ref>", parameters=[JOB_REF])
 class BackupByRef(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, BackupJobEnvelope)

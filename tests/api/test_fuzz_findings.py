@@ -143,3 +143,17 @@ def test_registration_links_the_new_job_to_its_operations(spec):
         method = link["operationRef"].rsplit("/", 1)[1]
         path = link["operationRef"][len("#/paths/") : -len(method) - 1].replace("~1", "/")
         assert method in spec["paths"][path]
+
+
+def test_histories_is_the_history_list_not_a_job_ref(client, auth, spec, seed_inventory):
+    created = client.post("/api/v1/backups", json=body(jobName="histories"), headers=auth)
+    job_id = created.get_json()["data"]["results"][0]["id"]
+
+    by_path = client.get("/api/v1/backups/histories", headers=auth)
+    by_id = client.get(f"/api/v1/backups/{job_id}", headers=auth)
+
+    assert "items" in by_path.get_json()["data"]  # the list, not the job
+    assert_documented(spec, "GET", "/api/v1/backups/histories", by_path)
+    assert by_id.get_json()["data"]["job"]["info"]["name"] == "histories"
+    [ref] = spec["paths"]["/api/v1/backups/{ref}"]["parameters"]
+    assert ref["schema"]["not"] == {"enum": ["histories"]}

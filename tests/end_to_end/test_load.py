@@ -19,6 +19,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from tests.api.openapi_check import assert_payload_documented
 from tests.conftest import _worker_database
 from tests.end_to_end.processes import (
     BIN,
@@ -188,6 +189,10 @@ def test_a_thousand_concurrent_registrations_while_an_agent_backs_up(service):
             else:
                 assert result["id"] is None and result["errorMessage"], result
     assert set(statuses) <= {201, 207, 409}, statuses
+    spec = requests.get(f"{api}/openapi.json", timeout=10).json()
+    for status in statuses:  # one answer of each status, against the document
+        _, _, payload = next(a for a in answers if a[1] == status)
+        assert_payload_documented(spec, "POST", "/api/v1/backups", status, payload)
     assert len(answered_ids) == len(set(answered_ids)) == 2 * NAMES  # one per (name, partition)
 
     with engine.connect() as conn:
