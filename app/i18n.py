@@ -59,6 +59,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "unhealthy": ("일부 구성 요소에 연결할 수 없습니다", "Some components are unreachable."),
     "internal_error": ("서버 내부 오류가 발생했습니다", "An internal error occurred."),
+    # answered by gunicorn itself (gunicorn.conf.py), before the app sees the request
+    "uri_too_long": (
+        "요청 URL이 너무 깁니다({limit} 바이트까지)",
+        "The request URL is too long (at most {limit} bytes).",
+    ),
+    "headers_too_large": (
+        "요청 헤더가 너무 많거나 너무 큽니다(헤더 {count}개, 헤더 하나에 {size} 바이트까지)",
+        "The request has too many or too large headers (at most {count}, of {size} bytes each).",
+    ),
+    "malformed_request": (
+        "HTTP 요청 형식이 올바르지 않습니다",
+        "The request is not well-formed HTTP.",
+    ),
+    "not_implemented": (
+        "지원하지 않는 요청 방식입니다",
+        "The server does not support this kind of request.",
+    ),
     # lookups
     "center_not_found": ("센터 '{ref}'을(를) 찾을 수 없습니다", "Center '{ref}' was not found."),
     "server_not_found": ("서버 '{ref}'을(를) 찾을 수 없습니다", "Server '{ref}' was not found."),

@@ -187,17 +187,22 @@ def _clean_tables(request):
         # counted failed logins there: start from none, too.
         _reset_login_counts(application)
         yield
-        db.session.rollback()
-        db.session.remove()
-        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(text(f"DELETE FROM {table}"))
-                conn.execute(text("DELETE FROM sqlite_sequence"))  # AUTOINCREMENT counters
-        _reset_login_counts(application)
+        empty_tables(application)
+
+
+def empty_tables(application) -> None:
+    """Every table emptied, ids counting from 1 again, no failed logins counted."""
+    db.session.rollback()
+    db.session.remove()
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM sqlite_sequence"))  # AUTOINCREMENT counters
+    _reset_login_counts(application)
 
 
 def _reset_login_counts(application) -> None:
@@ -241,6 +246,10 @@ def auth(admin):
 @pytest.fixture
 def seed_inventory(app, admin):
     """What the seed's examples assume: CENTER-001, web-server-01 and repository 1."""
+    return add_seed_inventory()
+
+
+def add_seed_inventory() -> dict:
     center = Center(name="CENTER-001", description="Seoul")
     server = Server(name="web-server-01", center=center)
     server.partitions = [

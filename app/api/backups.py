@@ -4,10 +4,12 @@ from flask import g
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
+from app.api.links import links
 from app.auth import secured
 from app.database import autocommit
 from app.http import ok, ok_response, refusal_with_data
 from app.schemas.backups import (
+    SEED_REQUEST_EXAMPLE,
     BackupCreateSchema,
     BackupDeleteArgsSchema,
     BackupJobSchema,
@@ -31,17 +33,34 @@ from app.services.registration import register_backup_jobs
 blp = Blueprint("backups", __name__, url_prefix="/api/v1/backups", description="Backup jobs")
 RegistrationEnvelope = envelope(RegistrationSchema, "RegistrationEnvelope")
 BackupJobEnvelope = envelope(BackupJobSchema, "BackupJobEnvelope")
+AMBIGUOUS = "The name is that of several jobs (use the id)"
 
 
 @blp.route("")
 class Backups(MethodView):
     @secured(blp, "operator")
-    @blp.arguments(BackupCreateSchema())  # one instance: building it per request costs
+    # one instance: building it per request costs
+    @blp.arguments(BackupCreateSchema(), example=SEED_REQUEST_EXAMPLE)
     @blp.response(201, RegistrationEnvelope, description="Every partition registered")
     @blp.alt_response(207, schema=RegistrationEnvelope, description="Some partitions failed")
     @blp.alt_response(409, schema=RegistrationFailureSchema, description="No partition registered")
     @blp.alt_response(
         404, schema=ErrorEnvelopeSchema, description="Unknown center, server, repository or user"
+    )
+    @blp.doc(
+        **links(
+            201,
+            {"ref": "/data/results/0/id"},
+            ("GET", "/api/v1/backups/{ref}"),
+            ("PUT", "/api/v1/backups/{ref}"),
+            ("DELETE", "/api/v1/backups/{ref}"),
+            ("POST", "/api/v1/backups/{ref}/start"),
+            ("POST", "/api/v1/backups/{ref}/stop"),
+            ("POST", "/api/v1/backups/{ref}/run"),
+            ("GET", "/api/v1/backups/{ref}/runs"),
+            ("GET", "/api/v1/backups/{ref}/recovery-points"),
+            ("GET", "/api/v1/backups/monitoring/job/{ref}"),
+        )
     )
     @autocommit  # one partition is one INSERT; several open a transaction
     def post(self, request):
@@ -63,11 +82,22 @@ class Backups(MethodView):
         return ok_response({"items": items, "pagination": pagination})
 
 
-@blp.route("/<ref>")
+# GET /backups/histories is the history list: a job of that name is reached by its id.
+JOB_REF = {
+    "in": "path",
+    "name": "ref",
+    "description": "The job's id, or its name when one live job has it (`histories` is "
+    "the history list: a job of that name is reached by its id)",
+    "schema": {"type": "string", "minLength": 1, "not": {"enum": ["histories"]}},
+}
+
+
+@blp.route("/<ref>", parameters=[JOB_REF])
 class BackupByRef(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, BackupJobEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def get(self, ref):
         """One backup job, by id or by name (when the name is unique)"""
         return ok(jobs.job_view(lookup.find_job(ref)))
@@ -76,6 +106,7 @@ class BackupByRef(MethodView):
     @blp.arguments(BackupUpdateSchema)
     @blp.response(200, envelope(BackupUpdateResultSchema, "BackupUpdateEnvelope"))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def put(self, changes, ref):
         """Change a job's schedule or options; returns what changed"""
         job = lookup.find_job(ref)
@@ -86,6 +117,7 @@ class BackupByRef(MethodView):
     @blp.arguments(BackupDeleteArgsSchema, location="query")
     @blp.response(200, BackupJobEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def delete(self, args, ref):
         """Delete a job (`?purge=true` also deletes its recovery points).
 
@@ -121,7 +153,11 @@ class StartBackup(MethodView):
     @secured(blp, "operator")
     @blp.response(200, JobActionEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
-    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="No future fire time")
+    @blp.alt_response(
+        409,
+        schema=ErrorEnvelopeSchema,
+        description="No future fire time; or the name is that of several jobs",
+    )
     def post(self, ref):
         """Activate the job's schedule"""
         job = lookup.find_job(ref)
@@ -134,6 +170,7 @@ class StopBackup(MethodView):
     @secured(blp, "operator")
     @blp.response(200, JobActionEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def post(self, ref):
         """Deactivate the schedule and cancel a queued or running run.
 
@@ -150,8 +187,13 @@ class RunBackupNow(MethodView):
     @secured(blp, "operator")
     @blp.response(202, JobActionEnvelope)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
-    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="A run is already going")
+    @blp.alt_response(
+        409,
+        schema=ErrorEnvelopeSchema,
+        description="A run is already going; or the name is that of several jobs",
+    )
     @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="Broker unavailable")
+    @blp.doc(**links(202, {"run_id": "/data/runId"}, ("GET", "/api/v1/runs/{run_id}")))
     def post(self, ref):
         """Run the job now (trigger `manual`); `runId` and `run` are the queued run"""
         job = lookup.find_job(ref)
@@ -165,6 +207,7 @@ class BackupRuns(MethodView):
     @blp.arguments(CursorPageArgsSchema, location="query")
     @blp.response(200, envelope(list_of(RunSchema, "RunList"), "RunListEnvelope"))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def get(self, args, ref):
         """The job's runs, newest first"""
         items, pagination = history.list_runs(args, job_id=lookup.find_job(ref).id)
@@ -180,6 +223,7 @@ class BackupRecoveryPoints(MethodView):
         envelope(list_of(RecoveryPointSchema, "RecoveryPointList"), "RecoveryPointListEnvelope"),
     )
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def get(self, args, ref):
         """The job's recovery points, newest first"""
         items, pagination = history.list_points(args, job_id=lookup.find_job(ref).id)
@@ -202,6 +246,7 @@ class BackupMonitoring(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, envelope(MonitoringSchema, "MonitoringEnvelope"))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such job")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description=AMBIGUOUS)
     def get(self, ref):
         """Live progress of the job's current run; once it has finished, the last run with
         its outcome (`run` is null only for a job that never had a run)"""

@@ -3,11 +3,12 @@
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
+from app.api.links import links
 from app.auth import secured
 from app.extensions import db
 from app.http import ok
 from app.models import Center
-from app.schemas.common import PageArgsSchema, envelope, list_of
+from app.schemas.common import ErrorEnvelopeSchema, PageArgsSchema, envelope, list_of
 from app.schemas.inventory import CenterCreateSchema, CenterSchema
 from app.services import inventory, lookup
 from app.services.pagination import paginate
@@ -21,6 +22,8 @@ class Centers(MethodView):
     @secured(blp, "admin")
     @blp.arguments(CenterCreateSchema)
     @blp.response(201, CenterEnvelope)
+    @blp.doc(**links(201, {"ref": "/data/id"}, ("GET", "/api/v1/centers/{ref}")))
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="A center of that name exists")
     def post(self, data):
         """Create a center"""
         return ok(inventory.center_view(inventory.create_center(data)), "created", 201)
@@ -39,6 +42,7 @@ class Centers(MethodView):
 class CenterByRef(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, CenterEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such center")
     def get(self, ref):
         """One center, by id or name"""
         return ok(inventory.center_view(lookup.find_center(ref)))

@@ -4,6 +4,7 @@ from flask import g
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
+from app.api.links import links
 from app.auth import secured
 from app.extensions import db
 from app.http import ApiError, ok
@@ -31,6 +32,21 @@ class Repositories(MethodView):
     @secured(blp, "admin")
     @blp.arguments(RepositoryCreateSchema)
     @blp.response(201, RepositoryEnvelope)
+    @blp.doc(
+        **links(
+            201,
+            {"ref": "/data/id"},
+            ("GET", "/api/v1/repositories/{ref}"),
+            ("PUT", "/api/v1/repositories/{ref}"),
+            ("POST", "/api/v1/repositories/{ref}/verify"),
+            ("GET", "/api/v1/repositories/{ref}/verifications"),
+            ("DELETE", "/api/v1/repositories/{ref}"),
+        )
+    )
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such center")
+    @blp.alt_response(
+        409, schema=ErrorEnvelopeSchema, description="A repository of that path exists"
+    )
     def post(self, data):
         """Register a repository (type `local`: an absolute path on the agent's host)"""
         return ok(inventory.repository_view(inventory.create_repository(data)), "created", 201)
@@ -53,6 +69,7 @@ class Repositories(MethodView):
 class RepositoryById(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, RepositoryEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such repository")
     def get(self, ref):
         """One repository, by id"""
         return ok(inventory.repository_view(lookup.find_repository(ref)))
@@ -60,6 +77,7 @@ class RepositoryById(MethodView):
     @secured(blp, "admin")
     @blp.arguments(RepositoryUpdateSchema)
     @blp.response(200, RepositoryEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such repository")
     def put(self, changes, ref):
         """Change the repository's verify schedule (`verifySchedule: null` stops it)"""
         repository = lookup.find_repository(ref)
@@ -73,6 +91,12 @@ class RepositoryById(MethodView):
 
     @secured(blp, "admin")
     @blp.response(200, RepositoryEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such repository")
+    @blp.alt_response(
+        409,
+        schema=ErrorEnvelopeSchema,
+        description="Backup jobs or recovery points use the repository",
+    )
     def delete(self, ref):
         """Delete a repository that no backup job uses"""
         repository = lookup.find_repository(ref)
@@ -86,6 +110,14 @@ class VerifyRepository(MethodView):
     @secured(blp, "operator")
     @blp.arguments(VerifyRequestSchema)
     @blp.response(202, VerificationEnvelope)
+    @blp.doc(
+        **links(
+            202,
+            {"ref": "$request.path.ref", "verification_id": "/data/id"},
+            ("GET", "/api/v1/repositories/{ref}/verifications/{verification_id}"),
+        )
+    )
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such repository")
     @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="No agent uses the repository")
     @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="Broker unavailable")
     def post(self, data, ref):
@@ -104,6 +136,7 @@ class RepositoryVerifications(MethodView):
     @blp.response(
         200, envelope(list_of(VerificationSchema, "VerificationList"), "VerificationListEnvelope")
     )
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such repository")
     def get(self, args, ref):
         """The repository's verifications, newest first"""
         repository = lookup.find_repository(ref)

@@ -4,6 +4,7 @@ from flask import current_app, g
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
+from app.api.links import links
 from app.auth import secured
 from app.extensions import db
 from app.http import ApiError, ok
@@ -21,6 +22,7 @@ class Restores(MethodView):
     @secured(blp, "operator")
     @blp.arguments(RestoreCreateSchema)
     @blp.response(202, RestoreEnvelope)
+    @blp.doc(**links(202, {"restore_id": "/data/id"}, ("GET", "/api/v1/restores/{restore_id}")))
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown point or server")
     @blp.alt_response(
         409,

@@ -3,11 +3,12 @@
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
+from app.api.links import links
 from app.auth import secured
 from app.extensions import db
 from app.http import ok
 from app.models import Server
-from app.schemas.common import PageArgsSchema, envelope, list_of
+from app.schemas.common import ErrorEnvelopeSchema, PageArgsSchema, envelope, list_of
 from app.schemas.inventory import PartitionListSchema, ServerCreateSchema, ServerSchema
 from app.services import inventory, lookup
 from app.services.pagination import paginate
@@ -21,6 +22,17 @@ class Servers(MethodView):
     @secured(blp, "admin")
     @blp.arguments(ServerCreateSchema)
     @blp.response(201, ServerEnvelope)
+    @blp.doc(
+        **links(
+            201,
+            {"ref": "/data/id"},
+            ("GET", "/api/v1/servers/{ref}"),
+            ("GET", "/api/v1/servers/{ref}/partitions"),
+            ("DELETE", "/api/v1/servers/{ref}"),
+        )
+    )
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such center")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="A server of that name exists")
     def post(self, data):
         """Register a server of a center, with its partitions"""
         return ok(inventory.server_view(inventory.create_server(data)), "created", 201)
@@ -39,12 +51,19 @@ class Servers(MethodView):
 class ServerByRef(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, ServerEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such server")
     def get(self, ref):
         """One server, by id or name"""
         return ok(inventory.server_view(lookup.find_server(ref)))
 
     @secured(blp, "admin")
     @blp.response(200, ServerEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such server")
+    @blp.alt_response(
+        409,
+        schema=ErrorEnvelopeSchema,
+        description="Backup jobs or recovery points refer to the server",
+    )
     def delete(self, ref):
         """Delete a server that has no backup jobs"""
         server = lookup.find_server(ref)
@@ -57,6 +76,7 @@ class ServerByRef(MethodView):
 class ServerPartitions(MethodView):
     @secured(blp, "viewer")
     @blp.response(200, envelope(PartitionListSchema, "PartitionListEnvelope"))
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such server")
     def get(self, ref):
         """The partitions of a server"""
         server = lookup.find_server(ref)

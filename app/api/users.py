@@ -4,6 +4,7 @@ from flask import g
 from flask.views import MethodView
 
 from app.api.blueprint import Blueprint
+from app.api.links import links
 from app.auth import secured
 from app.extensions import db
 from app.http import ok
@@ -32,6 +33,17 @@ class Users(MethodView):
     @secured(blp, "admin")
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserEnvelope)
+    @blp.doc(
+        **links(
+            201,
+            {"ref": "/data/id"},
+            ("GET", "/api/v1/users/{ref}"),
+            ("POST", "/api/v1/users/{ref}/disable"),
+            ("POST", "/api/v1/users/{ref}/enable"),
+            ("POST", "/api/v1/users/{ref}/revoke-tokens"),
+        )
+    )
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="A user with that e-mail exists")
     def post(self, data):
         """Create a user with a role: admin, operator or viewer"""
         return ok(user_view(create_user(**data)), "created", 201)
@@ -49,6 +61,7 @@ class Users(MethodView):
 class UserByRef(MethodView):
     @secured(blp, "admin")
     @blp.response(200, UserEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such user")
     def get(self, ref):
         """One user, by id or e-mail"""
         return ok(user_view(lookup.find_user(ref)))
@@ -58,6 +71,7 @@ class UserByRef(MethodView):
 class DisableUser(MethodView):
     @secured(blp, "admin")
     @blp.response(200, RevokedEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such user")
     @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="An admin disabling themself")
     def post(self, ref):
         """Disable a user: no more logins, and every token of theirs stops working at once"""
@@ -70,6 +84,7 @@ class DisableUser(MethodView):
 class EnableUser(MethodView):
     @secured(blp, "admin")
     @blp.response(200, UserEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such user")
     def post(self, ref):
         """Enable a disabled user again (their old tokens stay revoked)"""
         user = lookup.find_user(ref)
@@ -81,6 +96,7 @@ class EnableUser(MethodView):
 class RevokeUserTokens(MethodView):
     @secured(blp, "admin")
     @blp.response(200, RevokedEnvelope)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such user")
     def post(self, ref):
         """Revoke every token of a user (the user may log in again)"""
         user = lookup.find_user(ref)

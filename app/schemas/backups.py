@@ -67,6 +67,19 @@ class RepositoryRefSchema(StrictSchema):
 _mail = fields.String(validate=[validate.Length(min=3, max=2000), validate_mail_list])
 
 
+# The seed's request (../shared/seed/post-backups.md): the example of POST /backups.
+SEED_REQUEST_EXAMPLE = {
+    "center": "CENTER-001",
+    "server": "web-server-01",
+    "type": "full",
+    "partition": ["/dev/sda1"],
+    "repository": {"id": 1, "type": "local", "path": "/backup/storage"},
+    "jobName": "daily-backup-web",
+    "user": "admin@example.com",
+    "schedule": {"type": "daily", "description": "0 2 * * *"},
+}
+
+
 class BackupCreateSchema(StrictSchema):
     center = fields.String(
         required=True,

@@ -192,7 +192,10 @@ class TokenIssueSchema(StrictSchema):
 
 
 class TokenSchema(StrictSchema):
-    token = fields.String(metadata={"description": "Shown once; store it safely"})
+    token = fields.String(
+        allow_none=True,
+        metadata={"description": "Shown once; store it safely (null in the answer to /revoke)"},
+    )
     expiresAt = fields.String()
 
 

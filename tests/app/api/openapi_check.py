@@ -24,8 +24,12 @@ def answer_schema(spec: dict, method: str, path: str, status: int) -> dict:
 
 
 def assert_documented(spec: dict, method: str, path: str, response) -> None:
-    schema = answer_schema(spec, method, path, response.status_code)
-    problems = list(_mismatches(spec, schema, response.get_json(), "$"))
+    assert_payload_documented(spec, method, path, response.status_code, response.get_json())
+
+
+def assert_payload_documented(spec: dict, method: str, path: str, status: int, payload) -> None:
+    schema = answer_schema(spec, method, path, status)
+    problems = list(_mismatches(spec, schema, payload, "$"))
     assert not problems, "\n".join(problems)
 
 
