@@ -124,8 +124,9 @@ class FaultStack:
                                        "-l", "INFO"), env)  # fmt: skip
 
     def cut(self, server: str) -> None:
+        """Both links down: the pub/sub connection first (see `LinkProxy.cut`), then the rest."""
         for link in self.proxies(server):
-            link.cut()
+            link.cut(first_marked=0.5)
 
     def restore_link(self, server: str) -> None:
         for link in self.proxies(server):
