@@ -35,7 +35,8 @@ def make_random_image(path: Path, size: int) -> None:
 class FaultStack:
     """Processes by name in `processes`; `links[agent]` the agent's proxies (redis, database)."""
 
-    def __init__(self, tmp: Path, worker_id: str, redis_args: tuple[str, ...] = ()):
+    def __init__(self, tmp: Path, worker_id: str, redis_args: tuple[str, ...] = (),
+                 database_behind_link: bool = False):  # fmt: skip
         self.tmp = tmp
         self.logs = tmp / "logs"
         self.logs.mkdir()
@@ -51,6 +52,10 @@ class FaultStack:
             if base
             else f"sqlite:///{tmp / 'zdm.sqlite3'}"
         )
+        # every process, and the test's own app, reach PostgreSQL through `database_link`
+        self.database_link = None
+        if database_behind_link and self.postgres:
+            self.database_link, self.database_url = LinkProxy.for_url(self.database_url)
         self.repository = tmp / "repository"
         self.restores = tmp / "restores"
         self.processes: dict[str, Process] = {}
@@ -182,6 +187,8 @@ class FaultStack:
         for server in list(self.links):
             for link in self.proxies(server):
                 link.close()
+        if self.database_link is not None:
+            self.database_link.close()
         if self.redis_process.poll() is None:
             self.redis_process.terminate()
             try:
