@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 
+import kombu.transport as kombu_transport
 from celery import Celery, Task
 from celery.signals import (
     after_setup_logger,
@@ -17,6 +18,8 @@ from celery.signals import (
     celeryd_init,
     worker_process_init,
 )
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import config
 from app.extensions import db
@@ -35,6 +38,39 @@ class FlaskTask(Task):
         with worker_app().app_context():
             return self.run(*args, **kwargs)
 
+
+class _RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, except that a channel whose connection was closed fails with a
+    connection error, which Celery survives, instead of an AttributeError, which ends the
+    worker.
+
+    When the Redis link breaks while the worker holds an unacknowledged message (acks late: a
+    backup in progress), Celery throws the broken connection away (`Connection.collect`),
+    which clears the transport's `client` even when closing the channel failed half-way
+    (its socket is broken too). Whatever then uses that channel — closing it again to give the
+    unacknowledged message back, or acknowledging the message when the running backup ends —
+    builds a Redis client from `client` and raised AttributeError ("'NoneType' object has no
+    attribute 'hostname'", kombu 5.7). Celery calls that an unrecoverable error: the worker
+    stopped after its running task, and an agent on another host stayed gone until someone
+    restarted it (issue 11). As a connection error it is what it is: the ack is lost with the
+    connection, the message stays in Redis's unacknowledged set and comes back after the
+    visibility timeout, where the run's claim ignores it; the run itself is decided in the
+    database (its lease, the control worker's sweep)."""
+
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection was closed after a connection loss")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = _RedisChannel
+
+
+# redis:// and rediss:// broker URLs use it (kombu's table of transports): the URL, the logs
+# and Flower still say redis://. Set before any connection is made (this module is the app).
+for _scheme in ("redis", "rediss"):
+    kombu_transport.TRANSPORT_ALIASES[_scheme] = "workers.celery_app:RedisTransport"
 
 celery_app = Celery("zdm", task_cls=FlaskTask, include=TASK_MODULES)
 celery_app.config_from_object("celeryconfig")

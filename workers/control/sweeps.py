@@ -16,6 +16,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+import redis
+from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.database import db_now
@@ -84,15 +87,34 @@ def sweep_unstarted_runs(now: datetime) -> list[int]:
 
 
 def resend_undispatched_runs(now: datetime) -> list[int]:
+    """Queued runs whose message never reached the broker, and those sent before the broker's
+    current start: a Redis restarted without persistence lost them (with persistence it kept
+    them, and the second message finds the run claimed)."""
     horizon = now - timedelta(seconds=RESEND_AFTER_SECONDS)
-    stranded = select(Run).where(
-        Run.state == "queued", Run.dispatched_at.is_(None), Run.queued_at < horizon
-    )
+    unsent = Run.dispatched_at.is_(None) & (Run.queued_at < horizon)
+    restarted = broker_started_at()
+    if restarted is not None:
+        unsent = unsent | (Run.dispatched_at < restarted)
+    stranded = select(Run).where(Run.state == "queued", unsent)
     resent = []
     for run in db.session.scalars(stranded).all():
         if dispatch_run(run):  # a duplicate message is harmless: the agent claims once
             resent.append(run.id)
     return resent
+
+
+def broker_started_at() -> datetime | None:
+    """When the running Redis started (its uptime, on this host's clock), or None if unknown."""
+    try:
+        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2)
+        try:
+            uptime = client.info("server")["uptime_in_seconds"]
+        finally:
+            client.close()
+    except (RedisError, KeyError, ValueError) as exc:
+        log.warning("could not read the broker's uptime: %s", exc)
+        return None
+    return utcnow() - timedelta(seconds=uptime)
 
 
 def sweep_lost_restores() -> list[int]:
