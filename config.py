@@ -159,6 +159,12 @@ def sweep_seconds() -> float:
     return _seconds("ZDM_SWEEP_SECONDS", 30)
 
 
+def record_patience_seconds() -> float:
+    """ZDM_RECORD_PATIENCE_SECONDS: how long an agent keeps trying to record a finished backup
+    (its recovery point and outcome) while the database is unreachable, holding the run."""
+    return _seconds("ZDM_RECORD_PATIENCE_SECONDS", 900)
+
+
 def run_lease_seconds() -> float:
     """ZDM_RUN_LEASE_SECONDS: a run or restore whose agent has not renewed its lease for this
     long is lost (app/services/run_lifecycle.py)."""

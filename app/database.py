@@ -1,6 +1,8 @@
 """Database engine settings that differ between SQLite and PostgreSQL."""
 
+import contextlib
 import select
+import time
 
 from sqlalchemy import DateTime, Float, event, exc, literal
 from sqlalchemy.engine import Engine, make_url
@@ -115,3 +117,44 @@ def _db_now_sqlite(element: db_now, compiler, **kw) -> str:
     # the stored text compares correctly with values written from Python.
     offset = compiler.process(element.clauses, **kw)
     return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', ({offset}) || ' seconds') || '000')"
+
+
+# ---- the database going away -----------------------------------------------------------------
+
+_UNREACHABLE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached or the connection broke (as
+    opposed to a statement it refused): a stopped server, a cut network, a restart, and on
+    SQLite a lock that outlived the busy timeout."""
+    return isinstance(error, _UNREACHABLE) or bool(
+        isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    )
+
+
+def patiently(step, what: str, patience: float, log) -> object:
+    """`step()` in a transaction of its own, tried again while the database is unreachable:
+    after each failure the session is rolled back and the next try waits 1, 2, 4 … up to
+    10 seconds, until `patience` seconds have passed; then the last error is raised. `step`
+    must be safe to run again from the start (it reads what it needs again)."""
+    from app.extensions import db
+
+    deadline = time.monotonic() + patience
+    wait = 1.0
+    while True:
+        try:
+            return step()
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            with contextlib.suppress(Exception):
+                db.session.rollback()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.error("%s: the database stayed unreachable; giving up: %s", what, error)
+                raise
+            log.warning("%s: the database is unreachable (%s); trying again in %.0f s",
+                        what, str(error).splitlines()[0], min(wait, left))  # fmt: skip
+            time.sleep(min(wait, left))
+            wait = min(wait * 2, 10.0)

@@ -151,6 +151,20 @@ def lease_expired(model) -> tuple:
     )
 
 
+def renew_if_unfinished(model, row_id: int) -> bool:
+    """Renew the lease of a run or restore that is still unfinished, inside the caller's
+    transaction: until it commits, the row is locked (PostgreSQL) or the database is
+    (SQLite), so no sweep can declare it lost in between. False: it was declared lost (or
+    finished, or deleted) meanwhile."""
+    renewed = db.session.execute(
+        update(model)
+        .where(model.id == row_id, model.state.in_(("running", "canceling")))
+        .values(heartbeat_at=db_now())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return renewed == 1
+
+
 def take_lost(model, row, **values) -> bool:
     """Write `values` to a lost row if it is still lost (unfinished, no fresh renewal)."""
     taken = db.session.execute(

@@ -14,10 +14,19 @@ import socket
 from sqlalchemy import select
 
 import config
+from app.database import patiently
 from app.extensions import db
 from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch, restore_policy
-from app.services.run_lifecycle import change_state, claim, finish_run, note, refresh_job_status
+from app.services.run_lifecycle import (
+    WORKER_LOST,
+    change_state,
+    claim,
+    finish_run,
+    note,
+    refresh_job_status,
+    renew_if_unfinished,
+)
 from app.services.verification import distrusted_objects
 from app.timeutil import utcnow
 from workers import engine
@@ -61,14 +70,38 @@ def run_backup(run_id: int) -> str:
     log.info("%s backup of %s started", job.mode, job.partition.name)
     if finish is None:
         finish = _back_up(run, job, served.path)
-    if change_state(run, ("running", "canceling"), finish[0]):
-        finish_run(run, *finish)
+    if finish is not _DECLARED_LOST and _patiently(
+        lambda: _finish(run, finish), "recording the run's outcome"
+    ):
         _log_outcome("backup", *finish)
     else:  # the sweeper declared this run lost meanwhile; its outcome stands
         log.warning("run %s ended %s after it was declared lost", run.id, finish[0])
-    db.session.commit()
     dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
     return run.state
+
+
+# `_back_up`'s answer when the run was declared lost before its point could be recorded
+_DECLARED_LOST = ("failed", WORKER_LOST)
+
+
+def _patiently(step, what: str):
+    """A step that records what a finished engine call did: tried again while the database is
+    unreachable (an outage, a cut link), for `ZDM_RECORD_PATIENCE_SECONDS`. The run's lease
+    is renewed meanwhile by its thread, once the database answers again."""
+    return patiently(step, what, config.record_patience_seconds(), log)
+
+
+def _finish(run: Run, finish: tuple[str, str | None]) -> bool:
+    """Give the run its outcome unless it was declared lost meanwhile; commits."""
+    changed = change_state(run, ("running", "canceling"), finish[0])
+    if changed:
+        finish_run(run, *finish)
+    else:
+        db.session.refresh(run)
+        # tried again after a commit whose answer was lost: it is already done
+        changed = (run.state, run.error_message) == finish and run.finished_at is not None
+    db.session.commit()
+    return changed
 
 
 _BACKUP_COUNTS = {"read": "bytes_read", "written": "bytes_written"}
@@ -115,14 +148,28 @@ def _back_up(run: Run, job, source: str) -> tuple[str, str | None]:
         if failure:
             return failure
         lease.hold()
-        _record_point(run, job, result)
-        _apply_rotation(run, job)
+        if not _patiently(lambda: _record_point(run, job, result), "recording the recovery point"):
+            return _drop_unrecorded_point(run, job, result.point_id)
+        _patiently(lambda: _apply_rotation(run, job), "rotation")
     return "success", None
 
 
-def _record_point(run: Run, job, result) -> None:
+def _record_point(run: Run, job, result) -> bool:
     """Record the new point and the run's totals, and commit: nothing of this session stays
-    open (on SQLite, a write lock) while rotation waits for the repository."""
+    open (on SQLite, a write lock) while rotation waits for the repository. False if the run
+    was declared lost meanwhile (the database was unreachable longer than its lease): its
+    retry makes a point of its own, so this one must not be recorded."""
+    if not renew_if_unfinished(Run, run.id):
+        db.session.rollback()
+        return False
+    recorded = db.session.scalar(
+        select(RecoveryPoint.id).where(
+            RecoveryPoint.run_id == run.id, RecoveryPoint.engine_id == result.point_id
+        )
+    )
+    if recorded is not None:  # tried again after a commit whose answer was lost
+        db.session.commit()
+        return True
     db.session.refresh(run)
     run.mode = result.mode
     run.bytes_read, run.bytes_written = result.bytes_read, result.bytes_written
@@ -153,6 +200,30 @@ def _record_point(run: Run, job, result) -> None:
     )
     if result.healed_blocks:
         note(run, f"{result.healed_blocks} damaged blocks stored again instead of reused")
+    db.session.commit()
+    return True
+
+
+def _drop_unrecorded_point(run: Run, job, point_id: str) -> tuple[str, str | None]:
+    """The backup finished, but its run had been declared lost while the database was out of
+    reach: its point is removed from the repository (nothing refers to it; the retry makes
+    its own), so no point is ever on disk without its record."""
+    log.warning("run %s was declared lost while its backup finished; removing point %s",
+                run.id, point_id)  # fmt: skip
+    try:
+        report = engine.prune(job.repository.path, job.engine_job, 0, order=[point_id])
+        outcome = f"its point {point_id} was removed" if report.removed_points else (
+            f"its point {point_id} could not be removed: {'; '.join(report.problems)}")  # fmt: skip
+    except engine.EngineError as exc:
+        outcome = f"its point {point_id} could not be removed: {exc}"
+    _patiently(lambda: _note_and_commit(run, f"the backup finished after the run was declared "
+                                             f"lost; {outcome}"), "noting the removed point")  # fmt: skip
+    return _DECLARED_LOST
+
+
+def _note_and_commit(run: Run, message: str) -> None:
+    db.session.refresh(run)
+    note(run, message)
     db.session.commit()
 
 

@@ -14,6 +14,7 @@ a test's) only serves the rules about queued runs, which follow the jobs' fire t
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 import redis
@@ -21,6 +22,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+import config
 from app.database import db_now
 from app.extensions import db
 from app.models import Restore, Run
@@ -31,6 +33,7 @@ from app.services.run_lifecycle import (
     create_run,
     finish_run,
     lease_expired,
+    lease_seconds,
     miss_if_unstarted,
     take_lost,
 )
@@ -43,14 +46,46 @@ log = logging.getLogger(__name__)
 RESEND_AFTER_SECONDS = 15
 
 
-def sweep(now: datetime | None = None) -> dict:
+def sweep(now: datetime | None = None, judge_leases: bool = True) -> dict:
+    """One sweep. `judge_leases=False` (see `LeaseWatch`) declares nothing lost this time."""
     now = now or utcnow()
     return {
-        "lost_runs": sweep_lost_runs(),
+        "lost_runs": sweep_lost_runs() if judge_leases else [],
         "missed_runs": sweep_unstarted_runs(now),
         "resent_runs": resend_undispatched_runs(now),
-        "lost_restores": sweep_lost_restores(),
+        "lost_restores": sweep_lost_restores() if judge_leases else [],
     }
+
+
+class LeaseWatch:
+    """Whether this process's sweep may judge leases now.
+
+    A lease that ran out while the database was unreachable says nothing about its agent:
+    no agent could renew it. So after the sweep could not reach the database (a sweep failed
+    on it, or none ran for longer than a lease and a sweep interval: this worker was down or
+    starved), it declares nothing lost until it has reached the database for a full lease
+    again; agents whose runs are alive renew their leases in that time. The price: a run
+    whose agent really died during the outage is declared lost one lease later.
+    """
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.reachable_since: float | None = None  # this streak of sweeps that reached it
+        self.last_reached: float | None = None
+
+    def reached(self) -> bool:
+        """The database answered this sweep; True if leases may be judged."""
+        now, lease = self.clock(), lease_seconds()
+        quiet_too_long = (
+            self.last_reached is None or now - self.last_reached > lease + config.sweep_seconds()
+        )
+        if self.reachable_since is None or quiet_too_long:
+            self.reachable_since = now
+        self.last_reached = now
+        return now - self.reachable_since >= lease
+
+    def unreachable(self) -> None:
+        self.reachable_since = None
 
 
 def sweep_lost_runs() -> list[int]:

@@ -2,8 +2,12 @@
 idempotent (each re-reads the database)."""
 
 from celery import shared_task
+from sqlalchemy import select
 
+from app.database import unreachable
+from app.extensions import db
 from workers.control.mail import notify_run_finished, notify_verification_finished
+from workers.control.sweeps import LeaseWatch
 from workers.control.sweeps import sweep as sweep_runs
 
 
@@ -19,6 +23,15 @@ def run_finished(run_id: int) -> str | None:
     return notify_run_finished(run_id)
 
 
+_lease_watch = LeaseWatch()  # per worker process
+
+
 @shared_task(name="zdm.control.sweep")
 def sweep() -> dict:
-    return sweep_runs()
+    try:
+        db.session.execute(select(1))  # reach the database before judging anything
+        return sweep_runs(judge_leases=_lease_watch.reached())
+    except Exception as error:
+        if unreachable(error):
+            _lease_watch.unreachable()
+        raise

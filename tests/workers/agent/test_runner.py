@@ -410,3 +410,43 @@ def test_an_agent_holding_another_key_refuses_an_encrypted_point_and_writes_noth
     monkeypatch.setenv("ZDM_MASTER_KEY", first)
     assert run_restore(restore_of(point, target)) == "success"
     assert target.read_bytes() == agent_env["image"].read_bytes()
+
+
+def test_a_backup_that_finishes_after_its_run_was_declared_lost_leaves_no_point(
+    register, agent_env, broker, app
+):
+    """While the database was out of reach, the sweep declared the run lost and queued a
+    retry; the engine finished all the same. Its point must not be recorded on the failed
+    run, nor stay on disk without a record: it is removed (issue 11)."""
+    from workers.control.sweeps import WORKER_LOST
+
+    run = queued_run(register, agent_env, networkLimit=4)  # 1 MiB at 4 Mbit/s: about 2 s
+    run_id, engine_job, outcome = run.id, run.job.engine_job, []
+    # the agent renews its lease (and would see the loss) every 5 s: after the engine is done
+
+    def agent() -> None:
+        with app.app_context():
+            outcome.append(run_backup(run_id))
+
+    worker = threading.Thread(target=agent, name="agent")
+    worker.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # as the sweep does, once the run is running
+        db.session.expire_all()
+        if db.session.get(Run, run_id).state == "running":
+            break
+        time.sleep(0.05)
+    db.session.query(Run).filter(Run.id == run_id).update(
+        {"state": "failed", "error_message": WORKER_LOST, "finished_at": utcnow()}
+    )
+    db.session.commit()
+    worker.join(timeout=30)
+
+    assert outcome == ["failed"]
+    db.session.expire_all()
+    run = db.session.get(Run, run_id)
+    assert (run.state, run.error_message) == ("failed", WORKER_LOST)
+    assert "the backup finished after the run was declared lost; its point" in run.log[-1]
+    assert "was removed" in run.log[-1]
+    assert db.session.query(RecoveryPoint).count() == 0
+    assert engine.list_points(str(agent_env["repository"]), engine_job) == []

@@ -144,3 +144,50 @@ def test_an_agent_with_its_clock_hours_ahead_that_dies_is_lost_after_the_lease(
         ("failed", WORKER_LOST),
         ("queued", None),
     ]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_after_the_database_was_unreachable_leases_are_judged_only_a_lease_later(monkeypatch):
+    """No agent could renew a lease while the database was out of reach: the sweep that
+    reaches it again waits a full lease before declaring anything lost (issue 11)."""
+    from workers.control.sweeps import LeaseWatch
+
+    monkeypatch.setenv("ZDM_RUN_LEASE_SECONDS", "60")
+    monkeypatch.setenv("ZDM_SWEEP_SECONDS", "30")
+    clock = Clock()
+    watch = LeaseWatch(clock)
+    assert watch.reached() is False  # a worker that just started has not watched a lease yet
+    clock.now += 30
+    assert watch.reached() is False
+    clock.now += 30
+    assert watch.reached() is True  # reached it for a full lease
+    clock.now += 30
+    watch.unreachable()  # a sweep failed on the database
+    clock.now += 30
+    assert watch.reached() is False
+    clock.now += 59
+    assert watch.reached() is False
+    clock.now += 1
+    assert watch.reached() is True
+    clock.now += 91  # no sweep for longer than a lease and a sweep interval: not watched
+    assert watch.reached() is False
+    clock.now += 60
+    assert watch.reached() is True
+
+
+def test_a_sweep_that_may_not_judge_leases_declares_nothing_lost(register, broker):
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    start(run, stale())
+
+    result = sweep(later(job), judge_leases=False)
+
+    assert result["lost_runs"] == [] and [r.state for r in runs_of(job.id)] == ["running"]
+    assert sweep(later(job))["lost_runs"]  # judged at the next sweep that may
