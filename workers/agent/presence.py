@@ -13,6 +13,7 @@ import threading
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.database import db_now
 from app.extensions import db
@@ -39,7 +40,19 @@ def capabilities() -> dict:
 
 
 def register_agent(settings: AgentSettings) -> Server:
-    """Upsert the agent's center, server and partitions."""
+    """Upsert the agent's center, server and partitions. Agents starting together may race
+    to create the same center, server or partition: the loser of a race reads the winner's
+    row and goes on (a unique constraint decides; tried up to three times)."""
+    for _ in range(2):
+        try:
+            return _upsert(settings)
+        except IntegrityError:
+            db.session.rollback()
+            log.info("another agent registered the same center or server first; reading it")
+    return _upsert(settings)
+
+
+def _upsert(settings: AgentSettings) -> Server:
     center = db.session.scalar(select(Center).where(Center.name == settings.center))
     if center is None:
         center = Center(name=settings.center, description="created by an agent")
@@ -74,15 +87,25 @@ def mark_online(server_name: str, online: bool, reported: dict | None = None) ->
 
 
 class ServerHeartbeat(threading.Thread):
-    """Marks the server online every `interval` seconds until `stopped` is set."""
+    """Marks the server online every `interval` seconds until `stopped` is set. `register`:
+    the agent's registration when it could not be done at start (the database was out of
+    reach), tried first, every `interval`, until it works."""
 
-    def __init__(self, app: Flask, server_name: str, interval: float):
+    def __init__(self, app: Flask, server_name: str, interval: float, register=None):
         super().__init__(name="zdm-agent-heartbeat", daemon=True)
         self.app, self.server_name, self.interval = app, server_name, interval
+        self.register = register
         self.stopped = threading.Event()
 
     def run(self) -> None:
         with self.app.app_context():
+            while self.register is not None and not self.stopped.wait(self.interval):
+                try:
+                    self.register()
+                    self.register = None
+                except Exception as exc:
+                    db.session.rollback()
+                    log.warning("registering the agent failed again: %s", exc)
             while not self.stopped.wait(self.interval):
                 try:
                     mark_online(self.server_name, True, capabilities())

@@ -40,14 +40,24 @@ def _agent_started(sender=None, **_kwargs):
         return
     app = worker_app()
     with app.app_context():
-        server = register_agent(settings)
-        log.info("agent for %s serving %s", server.name, [p.name for p in settings.partitions])
-        try:  # the database agrees with the repositories before the first run
-            reconcile_server(server.id)
-        except Exception:
-            log.exception("reconciling the repositories of %s failed", server.name)
-        _heartbeat = ServerHeartbeat(app, settings.server, config.agent_config().heartbeat_seconds)
+        try:
+            _register(settings)
+            register_later = None
+        except Exception as exc:  # the database is out of reach: keep trying, never exit
+            log.warning("could not register the agent (%s); its heartbeat keeps trying", exc)
+            register_later = lambda: _register(settings)  # noqa: E731
+        _heartbeat = ServerHeartbeat(app, settings.server, config.agent_config().heartbeat_seconds,
+                                     register=register_later)  # fmt: skip
         _heartbeat.start()
+
+
+def _register(settings: AgentSettings) -> None:
+    server = register_agent(settings)
+    log.info("agent for %s serving %s", server.name, [p.name for p in settings.partitions])
+    try:  # the database agrees with the repositories before the first run
+        reconcile_server(server.id)
+    except Exception:
+        log.exception("reconciling the repositories of %s failed", server.name)
 
 
 @worker_shutdown.connect
