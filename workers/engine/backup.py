@@ -113,7 +113,7 @@ def backup(
     master = resolve_master_key(master_key) if encryption else None
     if encryption and master is None:
         raise KeyMissing(f"Encrypted backups need a master key (set {MASTER_KEY_ENV}).")
-    with storage_errors("Opening the repository"):
+    with storage_errors("Opening the repository", os.path.abspath(repo_path)):
         repo = RepositoryDir.open_or_create(repo_path)
         keys = repo.load_keys(master, create=True) if encryption else None
     if kind == "directory":
@@ -124,7 +124,7 @@ def backup(
     cancel = CancelCheck(should_cancel)
 
     with (
-        storage_errors("Writing to the repository"),
+        storage_errors("Writing to the repository", repo.root),
         Operation(repo, "backup", limiter) as op,
         contextlib.ExitStack() as cleanup,
     ):

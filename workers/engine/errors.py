@@ -5,6 +5,8 @@ Callers (the command line, the Celery agent) catch `EngineError` and show `str(e
 """
 
 import contextlib
+import errno
+import os
 
 
 class EngineError(Exception):
@@ -75,11 +77,38 @@ class StorageError(EngineError):
     """Reading or writing the repository failed (disk full, permissions, I/O error)."""
 
 
+# What an operator can do about these: free space, or make the file system writable again.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS,)
+UNWRITABLE = _FULL + _READ_ONLY  # the repository takes no write at all
+
+
 @contextlib.contextmanager
-def storage_errors(action: str):
-    """Turn OS errors on the repository side into one-sentence StorageErrors."""
+def storage_errors(action: str, repository: str | os.PathLike | None = None):
+    """Turn OS errors on the repository side into one-sentence StorageErrors.
+
+    A full or read-only repository is said so in words, naming the repository (`repository`,
+    its path), because the operating system's error often names no file (a failed write).
+    """
     try:
         yield
     except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        raise StorageError(f"{action} failed: {error.strerror}{where}.") from None
+        raise StorageError(storage_message(action, error, repository)) from None
+
+
+def storage_message(action: str, error: OSError, repository=None) -> str:
+    """The sentence of `storage_errors`: `action` failed, and why."""
+    named = f" {os.fspath(repository)}" if repository is not None else ""
+    if error.errno in _FULL:
+        return (
+            f"{action} failed: the repository{named} is full ({error.strerror}); "
+            f"free space, then run again."
+        )
+    if error.errno in _READ_ONLY:
+        return (
+            f"{action} failed: the repository{named} is read-only ({error.strerror}); "
+            f"make it writable, then run again."
+        )
+    if error.filename:
+        return f"{action} failed: {error.strerror} ({error.filename})."
+    return f"{action} failed: {error.strerror}{f' (in{named})' if named else ''}."

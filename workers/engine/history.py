@@ -51,7 +51,7 @@ class PointInfo:
 def list_points(repo_path: str | os.PathLike, job: str | None = None) -> list[PointInfo]:
     """The recovery points in the repository (of `job` if given), oldest first."""
     repo = RepositoryDir.open(repo_path)
-    with storage_errors("Reading the repository"):
+    with storage_errors("Reading the repository", repo.root):
         return [PointInfo.from_meta(meta) for meta in ordered_points(repo, job)]
 
 
@@ -60,7 +60,7 @@ def point_ids(repo_path: str | os.PathLike) -> set[str]:
     a point that is not here is gone). NotARepository when the path holds no repository
     (an unmounted share must not make every point look deleted)."""
     repo = RepositoryDir.open(repo_path)
-    with storage_errors("Reading the repository"):
+    with storage_errors("Reading the repository", repo.root):
         return set(repo.point_ids())
 
 

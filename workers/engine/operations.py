@@ -137,6 +137,10 @@ class Operation:
         self.closed = True
         if self.flusher is not None:
             self.flusher.close()
+        for writer in self._open_writers:  # only a failed or canceled operation has any
+            writer.abandon()
+        self._open_writers.clear()
+        self._writers.clear()
         os.close(self._refs_fd)
         self._lock.close()
         shutil.rmtree(self.dir, ignore_errors=True)

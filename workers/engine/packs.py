@@ -40,7 +40,11 @@ class PackWriter:
         self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.size = 0
         self._flushed = 0
-        self._write(PACK_MAGIC)
+        try:
+            self._write(PACK_MAGIC)
+        except BaseException:
+            self.abandon()
+            raise
 
     def _write(self, data: bytes) -> None:
         fs.write_limited(self._fd, data, self.op.limiter)
@@ -60,8 +64,18 @@ class PackWriter:
     def close(self) -> None:
         """Finish the pack: start its writeback and give it its place under packs/."""
         self._flush()
-        os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        os.close(fd)
         os.rename(self.tmp, self.op.repo.pack_path(self.pack_id))
+
+    def abandon(self) -> None:
+        """Close an unfinished pack (a failed or canceled backup) without publishing it. Its
+        file in the working directory is deleted with the directory; an open descriptor would
+        keep its space allocated for as long as the process lives (a long-running agent: a
+        full repository stayed full after the failed backup)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def read_record(repo: RepositoryDir, oid: bytes, pack_id: bytes, offset: int, length: int) -> bytes:

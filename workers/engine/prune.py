@@ -60,11 +60,14 @@ def prune(
         raise InvalidArgument("The number of points to keep must be zero or more.")
     repo = RepositoryDir.open(repo_path)
     report = PruneReport(job=job)
-    lock = RepositoryLock(repo.root)
+    # Opening the lock files writes (they are opened for writing, created if absent): on a
+    # read-only repository this is where prune stops, before anything was removed.
+    with storage_errors("Pruning the repository", repo.root):
+        lock = RepositoryLock(repo.root)
     try:
         lock.exclusive(lock_timeout)
         try:
-            with storage_errors("Pruning the repository"):
+            with storage_errors("Pruning the repository", repo.root):
                 clean_leftovers(repo)
                 running = live_operations(repo)
                 points = ordered_points(repo, job)

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 from workers.engine import block as blocks
 from workers.engine import directory as directories
-from workers.engine.errors import DataCorrupted, PointNotFound, TargetError, storage_errors
+from workers.engine.errors import (
+    UNWRITABLE,
+    DataCorrupted,
+    PointNotFound,
+    TargetError,
+    storage_errors,
+)
 from workers.engine.history import check_point_id
 from workers.engine.keys import RepositoryKeys, resolve_master_key
 from workers.engine.operations import Operation
@@ -64,14 +70,14 @@ def restore(
     repo = RepositoryDir.open(repo_path)
     target = os.path.abspath(os.fspath(target))
     with (
-        storage_errors("The restore"),
+        storage_errors("The restore", repo.root),
         PointFile(repo.point_path(point_id)) as point,
-        Operation(repo, "restore") as op,
+        contextlib.ExitStack() as cleanup,
     ):
         meta = point.meta
         _check_trusted(point, expected_digest, require_encrypted)
         keys = _load_keys_for(repo, meta["encrypted"], master_key)
-        if not op.mark_restoring(point_id):
+        if not _mark_restoring(repo, point_id, cleanup):
             raise PointNotFound(f"Recovery point {point_id} does not exist.")
         point.check(keys)
         size = meta["source_size"]
@@ -86,6 +92,28 @@ def restore(
             _restore_to_file(repo, meta, keys, table, target, run, cancel, sync)
         run.finish()
     return RestoreResult(point_id, target, size, time.monotonic() - started)
+
+
+def _mark_restoring(repo: RepositoryDir, point_id: str, cleanup: contextlib.ExitStack) -> bool:
+    """Protect the point from prune for the restore's life (an operation with a `restoring`
+    marker); False when the point is gone already.
+
+    A repository that is full or read-only cannot take the marker, and the restore goes on
+    without it: read-only, nobody can delete the point meanwhile; full, a prune that deletes it
+    meanwhile makes the restore fail (its objects missing), it never writes wrong data. The
+    data is most needed exactly when its disk is in trouble."""
+    op = None
+    try:
+        op = Operation(repo, "restore")
+        present = op.mark_restoring(point_id)
+    except OSError as error:
+        if op is not None:
+            op.close()
+        if error.errno not in UNWRITABLE:
+            raise
+        return repo.point_path(point_id).exists()
+    cleanup.callback(op.close)
+    return present
 
 
 def _load_keys_for(repo: RepositoryDir, encrypted: bool, master_key) -> RepositoryKeys | None:

@@ -76,7 +76,10 @@ def verify(
     else:
         point_ids = repo.point_ids()
     checker = _Verifier(repo, master_key, percent, expected or {})
-    with storage_errors("Reading the repository"), ThreadPoolExecutor(blocks.WORKERS) as pool:
+    with (
+        storage_errors("Reading the repository", repo.root),
+        ThreadPoolExecutor(blocks.WORKERS) as pool,
+    ):
         checker.pool = pool
         for pid in point_ids:
             checker.check_point(pid)

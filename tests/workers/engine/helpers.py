@@ -126,3 +126,62 @@ def damage_object(repo: Path, object_id: str) -> str:
             pack.write_bytes(bytes(data))
             return pack.name
     raise AssertionError(f"object {object_id} is in no pack")
+
+
+class SmallDisk:
+    """A real, small file system (tmpfs) mounted on `path`, for a repository that fills up or
+    turns read-only. Needs root (the test machine and CI run as root); `mount` skips the test,
+    saying why, where it cannot mount. Always `unmount` (in a finally)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def mount(cls, path: Path, size_mib: int) -> SmallDisk:
+        import pytest
+
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs for a full or read-only repository needs root")
+        path.mkdir(parents=True, exist_ok=True)
+        result = _mount("-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755", "tmpfs", path)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs on {path}: {result.stderr.strip()}")
+        return cls(path)
+
+    def remount(self, options: str) -> None:
+        """`ro`, `rw`, `size=40m`, ..."""
+        result = _mount("-o", f"remount,{options}", self.path)
+        assert result.returncode == 0, result.stderr
+
+    def free(self) -> int:
+        stats = os.statvfs(self.path)
+        return stats.f_bavail * stats.f_frsize
+
+    def fill(self, name: str = "filler") -> Path:
+        """Take every free byte with a file outside the repository (someone else's data)."""
+        filler = self.path / name
+        chunk = bytes(MIB)
+        with open(filler, "ab", buffering=0) as handle:
+            for _ in range(8192):  # bounded: no test disk is that large
+                try:
+                    handle.write(chunk)
+                except OSError:  # ENOSPC: nothing more fits
+                    break
+        return filler
+
+    def unmount(self) -> None:
+        result = subprocess.run(["umount", str(self.path)], capture_output=True, text=True)
+        if result.returncode != 0:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, text=True)
+
+
+def _mount(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["mount", *map(str, args)], capture_output=True, text=True, timeout=30)
+
+
+def write_random(path: Path, size: int) -> Path:
+    """`size` bytes that neither compress nor deduplicate."""
+    with open(path, "wb") as handle:
+        for _ in range(size // MIB):
+            handle.write(os.urandom(MIB))
+    return path
