@@ -27,11 +27,17 @@ from sqlalchemy.exc import IntegrityError
 import config
 from app.database import db_now
 from app.extensions import db
-from app.models import UNFINISHED_RUN_STATES, BackupJob, Run
+from app.models import UNFINISHED_RUN_STATES, BackupJob, Run, Server
 from app.services.schedule import Schedule, next_fire_time
 from app.timeutil import iso_utc, utcnow
 
 AGENT_OFFLINE = "no agent started the run before its deadline (agent offline)"
+# ... while the server's agent sent heartbeats: it was not offline, and the reason is one of these
+AGENT_DID_NOT_START = (
+    "no agent started the run before its deadline, though the server's agent was online: it "
+    "was busy with earlier runs, or the run's message did not reach it (the broker restarted "
+    "or was unreachable)"
+)
 WORKER_LOST = "worker lost: no heartbeat from the agent within the lease"
 
 
@@ -199,9 +205,23 @@ def miss_if_unstarted(run: Run, now: datetime) -> bool:
     """A queued run past its deadline becomes `missed`; conditional, since an agent may claim
     it between our read and this write. Does not commit."""
     if unstarted_too_long(run, now) and change_state(run, ("queued",), "missed"):
-        finish_run(run, "missed", AGENT_OFFLINE)
+        heard = agents_heard([run.job.server_id], now)
+        finish_run(run, "missed", AGENT_DID_NOT_START if heard else AGENT_OFFLINE)
         return True
     return False
+
+
+def agents_heard(server_ids, now: datetime) -> set[int]:
+    """Those of the servers whose agent sent a heartbeat within ZDM_AGENT_OFFLINE_SECONDS
+    (the servers the API shows `online`)."""
+    fresh = now - timedelta(seconds=current_app.config["ZDM_AGENT_OFFLINE_SECONDS"])
+    return set(
+        db.session.scalars(
+            select(Server.id).where(
+                Server.id.in_(set(server_ids)), Server.online.is_(True), Server.last_seen > fresh
+            )
+        )
+    )
 
 
 def expire_unstarted_runs(job: BackupJob, now: datetime) -> int:

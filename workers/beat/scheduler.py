@@ -47,7 +47,13 @@ from app.extensions import db
 from app.log_format import log_context
 from app.models import UNFINISHED_RUN_STATES, BackupJob, Run, Server
 from app.services import dispatch
-from app.services.run_lifecycle import AGENT_OFFLINE, refresh_job_status, run_deadline
+from app.services.run_lifecycle import (
+    AGENT_DID_NOT_START,
+    AGENT_OFFLINE,
+    agents_heard,
+    refresh_job_status,
+    run_deadline,
+)
 from app.services.schedule import Schedule, next_fire_time
 from app.services.verification import fire_due_verifications
 from app.timeutil import iso_utc, utcnow
@@ -273,22 +279,38 @@ def _unfinished_after_expiry(claims: list[_Claim], now: datetime) -> set[int]:
 
 def _record_missed(run_ids: list[int], now: datetime) -> set[int]:
     """Queued runs that no agent started in time become `missed`; conditional, since an
-    agent may claim one meanwhile. Returns the ids changed."""
+    agent may claim one meanwhile. The reason says whether the server's agent was offline.
+    Returns the ids changed."""
+    servers = dict(
+        db.session.execute(
+            select(Run.id, BackupJob.server_id)
+            .join(BackupJob, BackupJob.id == Run.job_id)
+            .where(Run.id.in_(run_ids))
+        ).all()
+    )
+    heard = agents_heard(servers.values(), now)
     changed = db.session.execute(
         update(Run)
         .where(Run.id.in_(run_ids), Run.state == "queued")
-        .values(state="missed", finished_at=now, error_message=AGENT_OFFLINE)
+        .values(state="missed", finished_at=now)
         .returning(Run.id, Run.log)
         .execution_options(synchronize_session=False)
     ).all()
     if changed:
-        line = f"{iso_utc(now)} {AGENT_OFFLINE}"
         runs = Run.__table__
+        rows = []
+        for run_id, old in changed:
+            reason = AGENT_DID_NOT_START if servers.get(run_id) in heard else AGENT_OFFLINE
+            rows.append({"run_id": run_id, "reason": reason,
+                         "new_log": [*(old or []), f"{iso_utc(now)} {reason}"]})  # fmt: skip
         db.session.connection().execute(  # Core: one executemany, not the ORM's bulk update
             update(runs)
             .where(runs.c.id == bindparam("run_id"))
-            .values(log=bindparam("new_log", type_=runs.c.log.type)),
-            [{"run_id": run_id, "new_log": [*(old or []), line]} for run_id, old in changed],
+            .values(
+                error_message=bindparam("reason"),
+                log=bindparam("new_log", type_=runs.c.log.type),
+            ),
+            rows,
         )
     return {run_id for run_id, _ in changed}
 

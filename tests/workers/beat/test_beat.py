@@ -3,11 +3,15 @@
 import threading
 from datetime import timedelta
 
+import pytest
+
 from app.extensions import db
-from app.models import BackupJob
+from app.models import BackupJob, Run, Server
+from app.services.run_lifecycle import AGENT_DID_NOT_START
 from app.timeutil import utcnow
 from tests.jobs import every_minute, later, queued_messages, runs_of
 from workers.beat.scheduler import fire_due_jobs, fire_job
+from workers.control.sweeps import sweep
 
 
 def test_due_job_becomes_one_queued_run_sent_to_its_server_queue(register, broker):
@@ -195,6 +199,29 @@ def test_unstarted_run_is_missed_at_the_next_fire_time(register, broker):
     assert "agent offline" in runs_of(job.id)[0].log[-1]
     assert runs_of(job.id)[0].finished_at is not None
     assert second[0].id != first.id
+
+
+@pytest.mark.parametrize("path", ["beat", "sweep"])
+def test_a_run_missed_while_its_agent_was_online_does_not_blame_the_agent(register, broker, path):
+    """Its agent sent heartbeats all along (the run's message was lost in a Redis restart, or
+    the agent was busy): the reason must not say the agent was offline."""
+    job = register(**every_minute())
+    first = fire_due_jobs(later(job))[0]
+    db.session.refresh(job)
+    now = later(job)  # the next fire time: the first run's deadline
+    server = db.session.get(Server, job.server_id)
+    server.online, server.last_seen = True, now - timedelta(seconds=5)  # a heartbeat 5 s ago
+    db.session.commit()
+
+    if path == "beat":
+        fire_due_jobs(now)
+    else:
+        sweep(now)
+
+    missed = db.session.get(Run, first.id)
+    assert (missed.state, missed.error_message) == ("missed", AGENT_DID_NOT_START)
+    assert missed.log[-1].endswith(AGENT_DID_NOT_START)
+    assert "offline" not in missed.error_message
 
 
 def test_once_job_fires_once_and_deactivates(register, broker):
