@@ -196,6 +196,15 @@ class FaultStack:
             except subprocess.TimeoutExpired:
                 self.redis_process.kill()
 
+    def __enter__(self) -> FaultStack:
+        return self
+
+    def __exit__(self, failure_type, *_exc) -> None:
+        """Stops everything; on a failure, prints what each process logged last first."""
+        if failure_type is not None:
+            print(self.logs_tail())
+        self.stop()
+
     def logs_tail(self, lines: int = 60) -> str:
         return "\n".join(f"--- {n}\n{p.tail(lines)}" for n, p in self.processes.items())
 

@@ -37,18 +37,13 @@ def stack(tmp_path, worker_id):
     small, slow = tmp_path / "small.img", tmp_path / "slow.img"
     make_random_image(small, 2 * MiB)
     make_random_image(slow, 12 * MiB)
-    try:
+    with stack:
         stack.start_control()
         stack.start_beat()
         stack.agent = stack.start_agent("agent", SERVER, {"/dev/sda1": small, "/dev/sda2": slow})
         stack.wait_registered(SERVER, 2)
         stack.setup_admin_and_repository()
         yield stack
-    except BaseException:
-        print(stack.logs_tail())
-        raise
-    finally:
-        stack.stop()
 
 
 def test_database_unreachable_for_a_minute(stack):
@@ -140,7 +135,7 @@ def test_an_agent_started_while_the_database_is_unreachable_registers_once_it_is
     image = tmp_path / "small.img"
     make_random_image(image, 1 * MiB)
     partitions = {"/dev/sda1": image}
-    try:
+    with stack:
         stack.start_control()
         stack.agent_env("late-server", partitions, behind_links=True)  # its links, not yet used
         stack.links["late-server"]["database"].cut()
@@ -161,8 +156,3 @@ def test_an_agent_started_while_the_database_is_unreachable_registers_once_it_is
             )  # fmt: skip
             assert [r.state for r in runs] == ["success"], [r.error_message for r in runs]
         assert agent.popen.poll() is None
-    except BaseException:
-        print(stack.logs_tail())
-        raise
-    finally:
-        stack.stop()

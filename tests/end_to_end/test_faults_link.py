@@ -28,18 +28,13 @@ def stack(tmp_path, worker_id):
     image = tmp_path / "sdb1.img"
     make_random_image(image, 24 * MiB)
     stack.image = image
-    try:
+    with stack:
         stack.start_control()
         stack.start_beat()
         stack.agent = stack.start_agent("agent", SERVER, {"/dev/sdb1": image}, behind_links=True)
         stack.wait_registered(SERVER, 1)
         stack.setup_admin_and_repository()
         yield stack
-    except BaseException:
-        print(stack.logs_tail())
-        raise
-    finally:
-        stack.stop()
 
 
 def test_link_cut_for_90_s_mid_backup_decides_the_run_once_and_the_agent_resumes(stack):

@@ -34,22 +34,15 @@ def stack(request, tmp_path, worker_id):
     make_random_image(slow, 16 * MiB)
     make_random_image(away, 2 * MiB)
     stack.away_partitions = {"/dev/sdc1": away}
-    try:
+    with stack:
         stack.start_control()
         stack.start_beat()
         stack.start_agent("agent", HERE, {"/dev/sda1": small, "/dev/sda2": slow})
+        stack.start_agent("away", AWAY, stack.away_partitions)  # both register at once
         stack.wait_registered(HERE, 2)
-        # one after the other: two agents registering at once on a fresh database race to
-        # create their center (UNIQUE centers.name) and the loser does not register
-        stack.start_agent("away", AWAY, stack.away_partitions)
         stack.wait_registered(AWAY, 1)
         stack.setup_admin_and_repository()
         yield stack
-    except BaseException:
-        print(stack.logs_tail())
-        raise
-    finally:
-        stack.stop()
 
 
 def test_redis_restarted_mid_backup_with_a_job_due_and_a_run_waiting(stack):

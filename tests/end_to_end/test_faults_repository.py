@@ -22,11 +22,8 @@ FINISHED = ("success", "failed", "canceled", "missed", "skipped")
 
 @pytest.fixture
 def disk(tmp_path):
-    disk = SmallDisk.mount(tmp_path / "disk", size_mib=8)
-    try:
+    with SmallDisk.mount(tmp_path / "disk", size_mib=8) as disk:
         yield disk
-    finally:
-        disk.unmount()
 
 
 @pytest.fixture
@@ -38,17 +35,12 @@ def stack(tmp_path, worker_id, disk):
     make_random_image(small, 2 * MiB)
     make_random_image(big, 12 * MiB)  # more than the 8 MiB disk holds
     stack.images = {"small": small, "big": big}
-    try:
+    with stack:
         stack.start_control()
         stack.start_agent("agent", SERVER, {"/dev/sda1": small, "/dev/sda2": big})
         stack.wait_registered(SERVER, 2)
         stack.setup_admin_and_repository()
         yield stack
-    except BaseException:
-        print(stack.logs_tail())
-        raise
-    finally:
-        stack.stop()
 
 
 def sha256(path) -> str:

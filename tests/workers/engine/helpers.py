@@ -131,7 +131,8 @@ def damage_object(repo: Path, object_id: str) -> str:
 class SmallDisk:
     """A real, small file system (tmpfs) mounted on `path`, for a repository that fills up or
     turns read-only. Needs root (the test machine and CI run as root); `mount` skips the test,
-    saying why, where it cannot mount. Always `unmount` (in a finally)."""
+    saying why, where it cannot mount. Use it as `with SmallDisk.mount(...) as disk:`, which
+    unmounts it in every case."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -147,6 +148,12 @@ class SmallDisk:
         if result.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs on {path}: {result.stderr.strip()}")
         return cls(path)
+
+    def __enter__(self) -> SmallDisk:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.unmount()
 
     def remount(self, options: str) -> None:
         """`ro`, `rw`, `size=40m`, ..."""

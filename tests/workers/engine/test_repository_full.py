@@ -15,11 +15,8 @@ from workers.engine.errors import StorageError
 
 @pytest.fixture
 def disk(tmp_path):
-    disk = SmallDisk.mount(tmp_path / "disk", size_mib=8)
-    try:
+    with SmallDisk.mount(tmp_path / "disk", size_mib=8) as disk:
         yield disk
-    finally:
-        disk.unmount()
 
 
 @pytest.fixture
