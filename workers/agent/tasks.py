@@ -7,7 +7,8 @@ exception text the error); one that ended `canceled` is announced `task-revoked`
 without a result (REVOKED); `success` (and `ignored`, a redelivered message of a run already
 done) return the state (SUCCESS). The outcome is recorded in the database before any of
 this, and a task that raises is acknowledged like one that returns (acks late,
-`task_acks_on_failure_or_timeout`): nothing is redelivered or retried because of it.
+`task_acks_on_failure_or_timeout`): nothing is redelivered or retried because of it. A
+verification is shown the same way: FAILURE with its error when it found problems.
 """
 
 import logging
@@ -18,7 +19,7 @@ from celery.signals import task_postrun, task_prerun
 
 from app.extensions import db
 from app.log_format import log_context
-from app.models import Restore, Run
+from app.models import Restore, Run, Verification
 from workers.agent.runner import purge_job_points, run_backup, run_restore
 from workers.agent.verification import run_verification
 
@@ -97,7 +98,8 @@ def purge(repository: str, engine_job: str, job_name: str | None = None) -> int:
     return purge_job_points(repository, engine_job)
 
 
-@shared_task(name="zdm.repository.verify")
-def verify_repository(verification_id: int, repository_id: int | None = None) -> str:
-    """Verify a repository on an agent that uses it (repository id for Flower's list)."""
-    return run_verification(verification_id)
+@shared_task(name="zdm.repository.verify", **_RUN_TASK)
+def verify_repository(self, verification_id: int, repository_id: int | None = None) -> str:
+    """Verify a repository on an agent that uses it (repository id for Flower's list). A
+    verification that found problems, or could not run, shows as FAILURE with its error."""
+    return _outcome(self, Verification, verification_id, run_verification(verification_id))

@@ -102,6 +102,23 @@ def test_a_damaged_pack_marks_its_points_damaged_and_mails_the_job(
     assert f"{point.id} (" in content
 
 
+def test_a_verification_that_found_damage_is_a_failed_task(client, auth, backed_up, agent_env):
+    """What Flower shows: the verify task FAILURE with the verification's error, not SUCCESS
+    whatever it found (the task runs as Celery runs it, in this process)."""
+    from workers.agent.tasks import verify_repository
+
+    clean = verify_repository.apply(kwargs={"verification_id": _verify_now(client, auth)["id"]})
+    assert (clean.state, clean.result) == ("SUCCESS", "success")
+    _damage_a_pack(agent_env["repository"])
+    data = _verify_now(client, auth)
+
+    result = verify_repository.apply(kwargs={"verification_id": data["id"], "repository_id": 1})
+
+    assert result.state == "FAILURE"
+    assert str(result.result) == db.session.get(Verification, data["id"]).error_message
+    assert "problems found" in str(result.result)
+
+
 def test_the_next_incremental_stores_damaged_blocks_again(
     client, auth, backed_up, agent_env, broker
 ):
