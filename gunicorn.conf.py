@@ -6,6 +6,7 @@ line. What this file adds:
 
 - the request limits, stated: a request line (method, URL, version) of at most 4094 bytes,
   at most 100 header fields of at most 8190 bytes each (gunicorn's defaults);
+- no control socket (below);
 - gunicorn's own answers in the ZDM envelope. gunicorn answers some requests before the app
   sees them: a request line over the limit (414), too many or too large headers (431),
   something that is not HTTP/1.x (400), a transfer coding it does not know (501). Those
@@ -31,6 +32,12 @@ from app.timeutil import iso_utc, utcnow  # noqa: E402
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
+
+# gunicorn 27's control socket (for `gunicornc`) is off: every gunicorn of a user shares its
+# default path (~/.gunicorn/gunicorn.ctl), so a second service on the host, or a test run
+# beside one, would take the first one's. ZDM does not use it; to use it, set this to False
+# and give each instance its own `--control-socket PATH`.
+control_socket_disable = True
 
 _MESSAGE_OF_STATUS = {
     414: ("uri_too_long", {"limit": limit_request_line}),

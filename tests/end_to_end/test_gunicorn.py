@@ -18,6 +18,7 @@ from tests.end_to_end.processes import BIN, ROOT, flask_cli, free_port, service_
 @pytest.fixture
 def service(fresh_database_url, tmp_path, redis_url):
     env = service_env(fresh_database_url, tmp_path, redis_url, ZDM_PASSWORD="s3cret-pass")
+    env["HOME"] = str(tmp_path / "home")  # where gunicorn 27 would put its control socket
     assert flask_cli(env, "zdm", "init").returncode == 0
     assert (
         flask_cli(env, "zdm", "create-user", "admin@example.com", "--role", "admin").returncode == 0
@@ -34,6 +35,8 @@ def service(fresh_database_url, tmp_path, redis_url):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(base + "/api/v1/health")
+        # no control socket at the path every gunicorn of this user would share
+        assert not (tmp_path / "home" / ".gunicorn").exists()
         yield base, {"Authorization": f"Bearer {token}"}
     finally:
         process.terminate()
