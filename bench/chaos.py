@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a PostgreSQL server to make the bench's database on"
                         " (default: SQLite in a temporary directory)")  # fmt: skip
     parser.add_argument("--aim", action="store_true",
-                        help="kill an agent only while a backup runs (waits up to 60 s)")  # fmt: skip
+                        help="kill an agent once a backup runs (waits up to --kill-every)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.jobs < 1 or args.kill_every <= 0:

@@ -69,9 +69,10 @@ class ChaosSettings:
     down: tuple[float, float] = (2.0, 6.0)  # seconds a killed process stays down
     image_mib: tuple[int, int] = (2, 5)
     settle_seconds: float = 240.0
-    # kill an agent only once a backup runs (waiting at most a minute): a short run then
-    # surely kills backups midway, not only idle agents
+    # kill an agent once a backup runs (waiting at most `kill_every`): a short run then
+    # kills backups midway, not only idle agents
     aim: bool = False
+    network_limit: int = 0  # the jobs' networkLimit (Mbit/s): slower backups, longer to hit
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class ChaosReport:
     fire_times: int = 0
     outcomes: Counter = field(default_factory=Counter)
     retried: int = 0
+    reasons: Counter = field(default_factory=Counter)
     runs: int = 0
     points: int = 0
     restored: int = 0
@@ -158,6 +160,7 @@ class ChaosReport:
             + ")",
             f"fire times checked: {self.fire_times} — {outcomes}; {self.retried} runs lost with"
             f" their agent and retried; {self.runs} runs in all",
+            *(f"  {count} {reason}" for reason, count in sorted(self.reasons.items())),
             f"recovery points: {self.points} recorded, {self.restored} restored byte-identical;"
             f" verify: {self.verified}",
             "settled: "
@@ -206,7 +209,7 @@ def run_chaos(
         for name in ("control", "beat1", "beat2", "agent1", "agent2"):
             _wait_started(stack, name)
         stack.setup_admin_and_repository()
-        jobs = _register_jobs(stack, partitions)
+        jobs = _register_jobs(stack, partitions, settings.network_limit)
         say(f"{len(jobs)} jobs registered on '* * * * *'; killing for {settings.minutes:g} min")
         _kill_at_random(stack, settings, rng, report, say)
         # First the runs of the chaos settle under their own schedule: a run whose message a
@@ -257,7 +260,7 @@ def _wait_started(stack: FaultStack, name: str) -> None:
     wait_until(started, 90, interval=0.2, what=f"{name} started")
 
 
-def _register_jobs(stack: FaultStack, partitions: dict) -> list[JobPlan]:
+def _register_jobs(stack: FaultStack, partitions: dict, network_limit: int) -> list[JobPlan]:
     jobs = []
     with stack.app.app_context():
         client = stack.app.test_client()
@@ -266,7 +269,8 @@ def _register_jobs(stack: FaultStack, partitions: dict) -> list[JobPlan]:
             name = f"chaos-{index:02d}"
             job_id = register(stack, client, name, SERVER, partition,
                               type="full" if index % 2 else "incremental",
-                              rotation=KEEP_ALL if keeps_all else ROTATION)  # fmt: skip
+                              rotation=KEEP_ALL if keeps_all else ROTATION,
+                              networkLimit=network_limit)  # fmt: skip
             registered = utcnow()  # the service took its own "now" before this
             first = registered.replace(second=0, microsecond=0) + timedelta(minutes=1)
             jobs.append(JobPlan(job_id, name, image, _sha256(image), first, keeps_all))
@@ -286,7 +290,7 @@ def _kill_at_random(stack, settings, rng, report, say) -> None:
         _restart_the_fallen(stack, report, say)
         target, down = rng.choice(TARGETS), rng.uniform(*settings.down)
         if settings.aim and target.startswith("agent"):
-            _wait_for_a_backup(stack, min(60.0, max(0.0, end - time.monotonic())))
+            _wait_for_a_backup(stack, min(settings.kill_every, max(0.0, end - time.monotonic())))
         at = time.monotonic() - began
         stack.kill(target)
         say(f"{at:6.0f} s  kill -9 {target}, down {down:.1f} s")
@@ -382,7 +386,7 @@ def _check(stack, jobs: list[JobPlan], window_end: datetime, report: ChaosReport
     report.points = len(points)
     fire = check_fire_times(jobs, runs, window_end)
     report.fire_times, report.outcomes = fire.fire_times, fire.outcomes
-    report.retried = fire.retried
+    report.retried, report.reasons = fire.retried, fire.reasons
     report.violations += fire.violations
     violations, report.known_gaps = check_points(
         jobs, runs, points, points_on_disk(stack.repository), engine_jobs
@@ -400,6 +404,7 @@ class FireTimeCheck:
     outcomes: Counter = field(default_factory=Counter)
     retried: int = 0
     violations: list[str] = field(default_factory=list)
+    reasons: Counter = field(default_factory=Counter)  # "state: reason" of failed and missed
 
 
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
@@ -473,6 +478,8 @@ def check_fire_times(jobs: list[JobPlan], runs: list[RunRecord], window_end: dat
                     f" first fire time {job.first_fire}")  # fmt: skip
             result.fire_times += fire_time <= window_end
             result.outcomes[outcome.state] += fire_time <= window_end
+            if outcome.state in ("failed", "missed") and fire_time <= window_end:
+                result.reasons[f"{outcome.state}: {_ISO.sub('<time>', outcome.error or '')}"] += 1
             until = _named_until(original)
             moment = fire_time
             while until is not None and moment < until:  # bounded: one minute a step
@@ -484,6 +491,7 @@ def check_fire_times(jobs: list[JobPlan], runs: list[RunRecord], window_end: dat
                 if moment in covered:
                     result.fire_times += 1
                     result.outcomes["missed"] += 1
+                    result.reasons["missed: named by the missed run of an earlier fire time"] += 1
                 else:
                     bad(f"job {job.name}: fire time {moment} has no run")
             moment += timedelta(minutes=1)
