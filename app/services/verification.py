@@ -230,16 +230,29 @@ def distrusted_objects(repository_id: int) -> list[str]:
 def reconcile_points(repository_id: int, present: set[str]) -> dict[str, list[int]]:
     """Make the database agree with the repository: a point whose file is gone is `missing`
     (shown, never restorable); one that came back (a remount) is `available` again.
-    `present` is every point id the repository holds."""
-    points = db.session.scalars(
-        select(RecoveryPoint).where(RecoveryPoint.repository_id == repository_id)
+    `present` is every point id the repository holds.
+
+    Conditional updates, not the ORM's: another agent's rotation may delete a row between
+    this read and this write (two agents sharing a repository, found by bench/chaos.py), and a
+    row gone meanwhile is simply not updated."""
+    rows = db.session.execute(
+        select(RecoveryPoint.id, RecoveryPoint.engine_id, RecoveryPoint.state).where(
+            RecoveryPoint.repository_id == repository_id
+        )
     ).all()
     changed: dict[str, list[int]] = {"missing": [], "available": []}
-    for point in points:
-        state = "available" if point.engine_id in present else "missing"
-        if point.state != state:
-            point.state = state
-            changed[state].append(point.id)
+    for point_id, engine_id, state in rows:
+        now = "available" if engine_id in present else "missing"
+        if state != now:
+            changed[now].append(point_id)
+    for state, point_ids in changed.items():
+        if point_ids:
+            db.session.execute(
+                update(RecoveryPoint)
+                .where(RecoveryPoint.id.in_(point_ids))
+                .values(state=state)
+                .execution_options(synchronize_session="fetch")
+            )
     db.session.commit()
     return changed
 

@@ -3,6 +3,8 @@ may stop it or cut it), its own database, the control worker, beat and agents â€
 optionally behind `LinkProxy`s, as an agent on another host reaches Redis and the database.
 
 Timings are shortened through the environment (lease 6 s, sweep every 2 s, heartbeat 2 s).
+Every process it started can be killed (`kill -9` of its group) and started again by name, as
+`tests/end_to_end/chaos.py` does at random.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class FaultStack:
     """Processes by name in `processes`; `links[agent]` the agent's proxies (redis, database)."""
 
     def __init__(self, tmp: Path, worker_id: str, redis_args: tuple[str, ...] = (),
-                 database_behind_link: bool = False):  # fmt: skip
+                 database_behind_link: bool = False, database_url: str | None = None):  # fmt: skip
+        """`database_url`: an empty database the caller made (and drops); by default a
+        SQLite file in `tmp`, or a database of this test run on TEST_DATABASE_URL's server."""
         self.tmp = tmp
         self.logs = tmp / "logs"
         self.logs.mkdir()
@@ -46,12 +50,13 @@ class FaultStack:
         self.redis_process, self.redis_port = start_private_redis(self.redis_dir, *redis_args)
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         base = os.environ.get("TEST_DATABASE_URL")
-        self.postgres = bool(base)
-        self.database_url = (
-            _worker_database(base, f"{worker_id}_faults_{tmp.name}")
-            if base
-            else f"sqlite:///{tmp / 'zdm.sqlite3'}"
-        )
+        if database_url is not None:
+            self.database_url = database_url
+        elif base:
+            self.database_url = _worker_database(base, f"{worker_id}_faults_{tmp.name}")
+        else:
+            self.database_url = f"sqlite:///{tmp / 'zdm.sqlite3'}"
+        self.postgres = self.database_url.startswith("postgresql")
         # every process, and the test's own app, reach PostgreSQL through `database_link`
         self.database_link = None
         if database_behind_link and self.postgres:
@@ -59,6 +64,7 @@ class FaultStack:
         self.repository = tmp / "repository"
         self.restores = tmp / "restores"
         self.processes: dict[str, Process] = {}
+        self._commands: dict[str, tuple[list[str], dict]] = {}  # name -> (args, env)
         self.links: dict[str, dict[str, LinkProxy]] = {}
         self.env = service_env(
             self.database_url,
@@ -88,13 +94,26 @@ class FaultStack:
     def start(self, name: str, args: list[str], env: dict | None = None) -> Process:
         process = Process(name, args, env or self.env, self.logs)
         self.processes[name] = process
+        self._commands[name] = (args, env or self.env)
         return process
+
+    def kill(self, name: str) -> None:
+        """kill -9 the process `name` and its children (its pool), as a crash would."""
+        self.processes[name].kill()
+
+    def restart(self, name: str) -> Process:
+        """Start `name` again as it was started, its output appended to the same log."""
+        args, env = self._commands[name]
+        pidfile = self.tmp / f"{name}.pid"  # a beat's, left behind by kill -9
+        pidfile.unlink(missing_ok=True)
+        return self.start(name, args, env)
 
     def start_control(self, name: str = "control") -> Process:
         return self.start(name, celery("worker", "-Q", "zdm.control", "-n", f"{name}@%h", "-c", "1",
                                        "--without-mingle", "--without-gossip", "-l", "INFO"))  # fmt: skip
 
     def start_beat(self, name: str = "beat") -> Process:
+        (self.tmp / f"{name}.pid").unlink(missing_ok=True)
         return self.start(name, celery("beat", "-S", "workers.beat.scheduler:ZdmScheduler", "-l", "INFO",
                                        f"--pidfile={self.tmp / name}.pid",
                                        f"--schedule={self.tmp / name}.db"))  # fmt: skip

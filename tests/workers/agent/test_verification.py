@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, event
 
 from app.extensions import db
 from app.models import DamagedObject, RecoveryPoint, Repository, Run, Verification
@@ -17,7 +18,7 @@ from tests.workers.agent.test_runner import agent_env, queued_run  # noqa: F401 
 from tests.workers.control.test_mail import inbox  # noqa: F401 (fixture: aiosmtpd on loopback)
 from workers import engine
 from workers.agent.runner import run_backup
-from workers.agent.verification import reconcile_server, run_verification
+from workers.agent.verification import reconcile_repository, reconcile_server, run_verification
 from workers.beat.scheduler import fire_due_jobs
 from workers.control.mail import notify_verification_finished
 
@@ -207,6 +208,38 @@ def test_an_unmounted_repository_marks_nothing_missing(backed_up, agent_env):
 
     db.session.expire_all()
     assert db.session.get(RecoveryPoint, point.id).state == "available"
+
+
+def test_reconcile_leaves_alone_a_point_that_another_agent_forgets_meanwhile(backed_up, agent_env):
+    """Two agents share a repository: one reconciles it (after its own rotation) while the
+    other's rotation removes a point's file, then its row. Found by bench/chaos.py: the
+    reconcile's update of the vanished row raised StaleDataError, so the backup that called
+    it never ended `success`; declared lost and retried, its fire time had two points."""
+    point = db.session.query(RecoveryPoint).one()
+    point_id, repository = point.id, point.repository
+    os.unlink(agent_env["repository"] / "points" / point.engine_id)  # the other agent's prune
+    forgotten = []
+
+    def forget_after_reading(_conn, _cursor, statement, *_args):
+        if (
+            not forgotten
+            and statement.lstrip().startswith("SELECT")
+            and "FROM recovery_points" in statement
+        ):
+            forgotten.append(point_id)  # the other agent's _forget_points, committed
+            with db.engine.begin() as other:
+                other.execute(delete(RecoveryPoint).where(RecoveryPoint.id == point_id))
+
+    event.listen(db.engine, "after_cursor_execute", forget_after_reading)
+    try:
+        changed = reconcile_repository(repository)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", forget_after_reading)
+
+    assert forgotten == [point_id]
+    assert changed == {"missing": [point_id], "available": []}
+    db.session.expire_all()
+    assert db.session.query(RecoveryPoint).count() == 0
 
 
 def test_rotation_reconciles_the_repository(register, agent_env, broker):
