@@ -25,7 +25,7 @@ from sqlalchemy import select
 import config
 from app.database import db_now
 from app.extensions import db
-from app.models import Restore, Run
+from app.models import RecoveryPoint, Restore, Run
 from app.services import dispatch
 from app.services.run_commands import dispatch_run
 from app.services.run_lifecycle import (
@@ -35,6 +35,7 @@ from app.services.run_lifecycle import (
     lease_expired,
     lease_seconds,
     miss_if_unstarted,
+    note,
     take_lost,
 )
 from app.timeutil import utcnow
@@ -96,6 +97,16 @@ def sweep_lost_runs() -> list[int]:
             db.session.rollback()
             continue
         db.session.refresh(run)
+        if (point := _recorded_point(run.id)) is not None:
+            # the agent was lost after recording the point: the backup is whole and listed,
+            # so the run succeeded; a retry would make a second point for the fire time
+            finish_run(run, "success")
+            note(run, f"the agent stopped answering after recording recovery point "
+                      f"{point}; the backup is complete, its rotation did not run (the job's "
+                      f"next run rotates)")  # fmt: skip
+            db.session.commit()
+            dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
+            continue
         if was_canceling:
             finish_run(run, "canceled", "canceled; the agent stopped answering")
             db.session.commit()
@@ -110,6 +121,12 @@ def sweep_lost_runs() -> list[int]:
             dispatch_run(retry)
         dispatch.send(dispatch.RUN_FINISHED_TASK, dispatch.CONTROL_QUEUE, {"run_id": run.id})
     return retried
+
+
+def _recorded_point(run_id: int) -> str | None:
+    return db.session.scalar(
+        select(RecoveryPoint.engine_id).where(RecoveryPoint.run_id == run_id).limit(1)
+    )
 
 
 def sweep_unstarted_runs(now: datetime) -> list[int]:
@@ -130,12 +147,32 @@ def resend_undispatched_runs(now: datetime) -> list[int]:
     restarted = broker_started_at()
     if restarted is not None:
         unsent = unsent | (Run.dispatched_at < restarted)
+    # `dispatched_at` is this host's clock when sent (not a test's `now`)
+    sent_now, lease = utcnow(), timedelta(seconds=lease_seconds())
+    unsent = unsent | (Run.dispatched_at < sent_now - lease)  # see `_unclaimed_too_long`
     stranded = select(Run).where(Run.state == "queued", unsent)
     resent = []
     for run in db.session.scalars(stranded).all():
+        if run.dispatched_at is not None and not _unclaimed_too_long(
+            run, sent_now, lease, restarted
+        ):
+            continue
         if dispatch_run(run):  # a duplicate message is harmless: the agent claims once
             resent.append(run.id)
     return resent
+
+
+def _unclaimed_too_long(run: Run, now: datetime, lease: timedelta, restarted) -> bool:
+    """A run sent, but not started, is sent again when its message may be stuck: an agent
+    killed after taking it holds it unacknowledged in Redis until the visibility timeout,
+    where no other agent sees it; an agent that took it while the database was out of reach
+    could not claim it. First after a lease, then each time after as long again as it had
+    waited when last sent (so a run waiting behind a busy agent costs a few messages, not
+    one a sweep). Messages sent before the broker's current start are sent again at once."""
+    if restarted is not None and run.dispatched_at < restarted:
+        return True
+    waited_before = max(run.dispatched_at - run.queued_at, lease)
+    return now - run.dispatched_at >= waited_before
 
 
 def broker_started_at() -> datetime | None:

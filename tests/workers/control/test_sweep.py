@@ -191,3 +191,65 @@ def test_a_sweep_that_may_not_judge_leases_declares_nothing_lost(register, broke
 
     assert result["lost_runs"] == [] and [r.state for r in runs_of(job.id)] == ["running"]
     assert sweep(later(job))["lost_runs"]  # judged at the next sweep that may
+
+
+def test_a_run_lost_after_its_point_was_recorded_succeeds_and_is_not_retried(register, broker):
+    """The agent died between recording the point and marking the run `success` (chaos found
+    it: its retry made a second point for the fire time). The backup is whole and listed."""
+    from app.models import RecoveryPoint
+
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    start(run, stale())
+    db.session.add(RecoveryPoint(
+        engine_id="20261128T140000Z-abc123", job_id=job.id, run_id=run.id,
+        repository_id=job.repository_id, server_id=job.server_id,
+        partition_name=job.partition.name, partition_kind=job.partition.kind,
+        engine_job=job.engine_job, mode="full", source_size=1, stored_size=1,
+    ))  # fmt: skip
+    db.session.commit()
+
+    result = sweep(later(job))
+
+    assert result["lost_runs"] == []
+    [run] = runs_of(job.id)
+    assert (run.state, run.error_message, run.finished_at is not None) == ("success", None, True)
+    assert "after recording recovery point 20261128T140000Z-abc123" in run.log[-1]
+    assert db.session.query(RecoveryPoint).filter_by(job_id=job.id).count() == 1
+
+
+@pytest.mark.usefixtures("short_lease")
+def test_a_run_sent_but_never_started_is_sent_again_less_and_less_often(register, broker):
+    """A killed agent may hold the run's message unacknowledged (where no other agent sees it
+    until the visibility timeout): the sweep sends it again after a lease, then each time
+    after as long again as it had waited (chaos found runs missed for this)."""
+    from workers.control.sweeps import _unclaimed_too_long
+
+    job = register(**every_minute())
+    run = fire_due_jobs(later(job))[0]
+    broker.delete("zdm.server.web-server-01")  # the message a killed agent took with it
+    now = utcnow()
+
+    def sent(ago: float, queued_ago: float) -> list[int]:
+        db.session.query(Run).filter(Run.id == run.id).update({
+            "dispatched_at": now - timedelta(seconds=ago),
+            "queued_at": now - timedelta(seconds=queued_ago),
+        })  # fmt: skip
+        db.session.commit()
+        return sweep()["resent_runs"]
+
+    # (sent after this Redis started: a message sent before is sent again at once)
+    deadline = time.monotonic() + 10
+    while broker.info("server")["uptime_in_seconds"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sent(ago=SHORT_LEASE / 4, queued_ago=SHORT_LEASE / 4) == []  # not yet a lease
+    assert sent(ago=SHORT_LEASE + 1, queued_ago=SHORT_LEASE + 1) == [run.id]
+    assert [m["run_id"] for m in queued_messages(broker)] == [run.id]
+    assert [r.state for r in runs_of(job.id)] == ["queued"]
+    # less and less often: after as long again as it had waited when last sent
+    run, lease = db.session.get(Run, run.id), timedelta(seconds=SHORT_LEASE)
+    run.queued_at, run.dispatched_at = now - timedelta(seconds=100), now - timedelta(seconds=30)
+    assert not _unclaimed_too_long(run, now, lease, restarted=None)  # waited 70 s: wait 70 s
+    run.dispatched_at = now - timedelta(seconds=71)
+    assert _unclaimed_too_long(run, now, lease, restarted=None)
+    db.session.rollback()
