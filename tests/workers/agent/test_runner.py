@@ -450,3 +450,46 @@ def test_a_backup_that_finishes_after_its_run_was_declared_lost_leaves_no_point(
     assert "was removed" in run.log[-1]
     assert db.session.query(RecoveryPoint).count() == 0
     assert engine.list_points(str(agent_env["repository"]), engine_job) == []
+
+
+def _two_points_then_the_oldest_file_gone(register, agent_env):
+    first = queued_run(register, agent_env, rotation=5)
+    job = first.job
+    assert run_backup(first.id) == "success"
+    db.session.refresh(job)
+    assert run_backup(fire_due_jobs(later(job))[0].id) == "success"
+    oldest = db.session.query(RecoveryPoint).order_by(RecoveryPoint.id).first().engine_id
+    (agent_env["repository"] / "points" / oldest).unlink()
+    db.session.refresh(job)
+    return job, oldest
+
+
+def test_a_point_an_interrupted_rotation_removed_is_forgotten_not_shown_missing(
+    register, agent_env, broker
+):
+    """An agent killed after prune deleted a point file and before the database forgot it
+    (chaos found it): the next rotation, which would remove that point anyway, forgets it."""
+    job, oldest = _two_points_then_the_oldest_file_gone(register, agent_env)
+    job.rotation = 1
+    db.session.commit()
+    third = fire_due_jobs(later(job))[0]
+
+    assert run_backup(third.id) == "success"
+
+    db.session.expire_all()
+    assert [(p.run_id, p.state) for p in db.session.query(RecoveryPoint).all()] == [
+        (third.id, "available")
+    ]
+    log = db.session.get(Run, third.id).log
+    assert any(f"already removed ({oldest})" in line for line in log)
+
+
+def test_a_point_gone_inside_the_kept_window_is_shown_missing(register, agent_env, broker):
+    job, oldest = _two_points_then_the_oldest_file_gone(register, agent_env)
+    third = fire_due_jobs(later(job))[0]
+
+    assert run_backup(third.id) == "success"
+
+    db.session.expire_all()
+    states = {p.engine_id: p.state for p in db.session.query(RecoveryPoint).all()}
+    assert len(states) == 3 and states[oldest] == "missing"
